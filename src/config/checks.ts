@@ -1,0 +1,135 @@
+/**
+ * Cross-field checks that a schema cannot express. Each problem names the key
+ * path it concerns and says how to fix it; risky but legal settings become
+ * coded warnings logged at start.
+ */
+import type { GatewayConfig } from './schema.js'
+import type { ConfigProblem, ConfigWarning } from './problems.js'
+import { toMs } from './duration.js'
+import { checkKeyMaterial } from '../keys/material.js'
+
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
+const GLOB_HEADER = /^[!#$%&'+.^_`|~0-9A-Za-z-]+\*?$/
+
+export function checkConfig (config: GatewayConfig, warnings: ConfigWarning[]): ConfigProblem[] {
+  const problems: ConfigProblem[] = []
+  const add = (path: string, message: string) => problems.push({ path, message })
+  const warn = (code: string, path: string, message: string) => warnings.push({ code, path, message })
+
+  const { tokens, store, server, admin, auth } = config
+  const verifies = tokens.keys.length > 0 || tokens.trustedIssuers.length > 0
+
+  if (tokens.keys.length > 0 && tokens.issuer === undefined) {
+    add('tokens.issuer', 'is required when tokens.keys is set (the `iss` of the tokens these keys sign)')
+  }
+  const signers = tokens.keys.filter((k) => k.sign === true)
+  if (signers.length > 1) add('tokens.keys', 'only one key may have sign: true')
+  if (auth !== undefined && signers.length !== 1) {
+    add('tokens.keys', 'exactly one key needs sign: true when auth is configured (it signs the tokens login issues)')
+  }
+  const kids = new Set<string>()
+  tokens.keys.forEach((key, i) => {
+    if (kids.has(key.kid)) add(`tokens.keys[${i}].kid`, `duplicate kid ${JSON.stringify(key.kid)}`)
+    kids.add(key.kid)
+  })
+  problems.push(...checkKeyMaterial(tokens.keys))
+
+  tokens.trustedIssuers.forEach((ti, i) => {
+    const path = `tokens.trustedIssuers[${i}]`
+    if ((ti.jwksUri === undefined) === (ti.discovery !== true)) add(path, 'needs exactly one of jwksUri or discovery: true')
+    if (ti.jwksUri !== undefined && !isHttpUrl(ti.jwksUri)) add(`${path}.jwksUri`, 'must be an http(s) URL')
+    if (ti.discovery === true && !isHttpUrl(ti.issuer)) add(`${path}.issuer`, 'must be an http(s) URL when discovery is true')
+    if (ti.issuer === tokens.issuer) add(`${path}.issuer`, 'is already tokens.issuer (own tokens are verified with tokens.keys)')
+    if (ti.algorithms.some((a) => a.startsWith('HS'))) add(`${path}.algorithms`, 'HS* needs a shared secret; outside issuers must use asymmetric algorithms')
+  })
+
+  if (tokens.audience === undefined && verifies) {
+    warn('JOTGATE_W_AUDIENCE_UNCHECKED', 'tokens.audience', 'not set: the `aud` claim of tokens is not checked')
+  }
+  if (toMs(tokens.clockTolerance) > 300_000) {
+    warn('JOTGATE_W_CLOCK_TOLERANCE', 'tokens.clockTolerance', 'over 5 minutes: expired tokens stay usable that much longer')
+  }
+  if (toMs(tokens.accessTtl) > 3_600_000) {
+    warn('JOTGATE_W_ACCESS_TTL', 'tokens.accessTtl', 'over 1 hour: a stolen access token stays usable that long unless revoked')
+  }
+  if (toMs(tokens.accessTtl) > toMs(tokens.maxLifetime)) {
+    add('tokens.accessTtl', 'is longer than tokens.maxLifetime, so issued tokens would be refused')
+  }
+
+  if (store.type === 'memory') {
+    warn('JOTGATE_W_MEMORY_STORE', 'store.type', 'memory: revocations and refresh tokens live in this process only (one instance, lost on restart)')
+  }
+  if (store.onError === 'allow') {
+    warn('JOTGATE_W_FAIL_OPEN', 'store.onError', 'allow: while the store is down, revoked tokens are accepted')
+  }
+  if (store.sentinels !== undefined && store.name === undefined) add('store.name', 'is required with store.sentinels (the Sentinel master name)')
+  if (store.sentinels !== undefined && store.cluster !== undefined) add('store', 'use either sentinels or cluster, not both')
+  if (store.type === 'redis' && store.sentinels === undefined && store.cluster === undefined && !/^rediss?:\/\//.test(store.url)) {
+    add('store.url', 'must be a redis:// or rediss:// URL')
+  }
+
+  if (admin !== undefined && admin.port !== 0 && admin.port === server.port && admin.host === server.host) {
+    add('admin.port', 'must differ from server.port')
+  }
+
+  for (const [name, claim] of Object.entries(config.claimHeaders)) {
+    if (!HEADER_NAME.test(name)) add(`claimHeaders[${JSON.stringify(name)}]`, 'is not a valid header name')
+    if (!isClaimPath(claim)) add(`claimHeaders[${JSON.stringify(name)}]`, 'must name a claim or a dotted path like address.country')
+  }
+  config.stripHeaders.forEach((h, i) => {
+    if (!GLOB_HEADER.test(h)) add(`stripHeaders[${i}]`, 'must be a header name, optionally ending with * (a prefix)')
+  })
+
+  config.routes.forEach((route, i) => {
+    const path = `routes[${i}]`
+    if (!isHttpUrl(route.upstream)) add(`${path}.upstream`, 'must be an http(s) URL')
+    else if (/[?#]/.test(route.upstream)) add(`${path}.upstream`, 'must not hold a query or fragment')
+    if (!isCleanPath(route.path)) add(`${path}.path`, 'must be a normalized path (no //, no . or .. segments, no ? or #, no %)')
+    if (route.rewrite !== undefined && !isCleanPath(route.rewrite)) add(`${path}.rewrite`, 'must be a normalized path (no //, no . or .. segments, no ? or #, no %)')
+    if (route.auth !== 'none' && !verifies) add(`${path}.auth`, `${route.auth} needs tokens.keys or tokens.trustedIssuers to verify tokens`)
+    if (route.auth === 'none' && (route.require !== undefined || route.headers !== undefined)) {
+      add(`${path}.auth`, 'none cannot be combined with require or headers (there is no identity)')
+    }
+    for (const [name, claim] of Object.entries(route.headers ?? {})) {
+      if (!HEADER_NAME.test(name)) add(`${path}.headers[${JSON.stringify(name)}]`, 'is not a valid header name')
+      if (!isClaimPath(claim)) add(`${path}.headers[${JSON.stringify(name)}]`, 'must name a claim or a dotted path')
+    }
+    if (route.forwardAuthorization && route.auth !== 'none') {
+      warn('JOTGATE_W_FORWARD_AUTHORIZATION', `${path}.forwardAuthorization`, 'true: the upstream receives the bearer token and could replay it')
+    }
+    if (auth !== undefined && (pathCovers(auth.basePath, route.path) || route.path === auth.basePath)) {
+      warn('JOTGATE_W_ROUTE_SHADOWED', `${path}.path`, `overlaps auth.basePath ${auth.basePath}; the token endpoints take precedence`)
+    }
+  })
+
+  if (auth !== undefined) {
+    if ((auth.users === undefined) === (auth.delegate === undefined)) add('auth', 'needs exactly one of users or delegate')
+    if (auth.delegate !== undefined && !isHttpUrl(auth.delegate.url)) add('auth.delegate.url', 'must be an http(s) URL')
+    if (store.type === 'memory') warn('JOTGATE_W_MEMORY_SESSIONS', 'auth', 'refresh tokens and rate limits are kept in memory')
+  }
+  return problems
+}
+
+function isHttpUrl (value: string): boolean {
+  try {
+    const url = new URL(value)
+    return (url.protocol === 'http:' || url.protocol === 'https:') && url.hostname !== '' && url.username === '' && url.password === ''
+  } catch {
+    return false
+  }
+}
+
+function isCleanPath (p: string): boolean {
+  if (p === '/') return true
+  if (/[?#%\\]|\/\/|[\x00-\x20\x7f]/.test(p)) return false
+  return !p.split('/').slice(1).some((s) => s === '.' || s === '..')
+}
+
+function isClaimPath (p: string): boolean {
+  return p.split('.').every((s) => s.length > 0)
+}
+
+/** True when `prefix` matches `path` on segment boundaries. */
+function pathCovers (prefix: string, path: string): boolean {
+  return path === prefix || path.startsWith(prefix.endsWith('/') ? prefix : `${prefix}/`)
+}

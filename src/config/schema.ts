@@ -1,0 +1,200 @@
+/**
+ * The configuration schema: the single source of truth for validation,
+ * defaults and the TypeScript type of the config (CONTRACT section 2).
+ * `errorMessage` on a schema replaces TypeBox's generic text in
+ * `jotgate check` output.
+ */
+import { Type, type Static, type TSchema } from '@sinclair/typebox'
+
+export const DURATION_PATTERN = '^[0-9]+(ms|s|m|h|d)$'
+
+/** `30s`, `10m`, `7d`, `250ms`, or an integer number of seconds. */
+const Duration = (defaultValue?: string) => Type.Union([
+  Type.String({ pattern: DURATION_PATTERN }),
+  Type.Integer({ minimum: 0 })
+], {
+  errorMessage: 'must be a duration like 30s, 10m, 7d or a whole number of seconds',
+  ...(defaultValue === undefined ? {} : { default: defaultValue })
+})
+
+const strict = { additionalProperties: false, errorMessage: undefined }
+const obj = <T extends Record<string, TSchema>>(props: T, opts: Record<string, unknown> = {}) =>
+  Type.Object(props, { ...strict, ...opts })
+
+const HostPort = obj({
+  host: Type.String({ minLength: 1 }),
+  port: Type.Integer({ minimum: 1, maximum: 65535 })
+})
+
+export const ALGORITHMS = [
+  'HS256', 'HS384', 'HS512',
+  'RS256', 'RS384', 'RS512',
+  'PS256', 'PS384', 'PS512',
+  'ES256', 'ES384', 'ES512',
+  'EdDSA'
+] as const
+export type Algorithm = typeof ALGORITHMS[number]
+
+const AlgorithmSchema = Type.Union(ALGORITHMS.map((a) => Type.Literal(a)), {
+  errorMessage: `must be one of ${ALGORITHMS.join(', ')}`
+})
+
+export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const
+const MethodSchema = Type.Union(HTTP_METHODS.map((m) => Type.Literal(m)), {
+  errorMessage: `must be one of ${HTTP_METHODS.join(', ')}`
+})
+
+const Path = Type.String({ pattern: '^/', errorMessage: 'must be a path starting with /' })
+const StringList = Type.Array(Type.String({ minLength: 1 }))
+
+export const KeySchema = obj({
+  /** Key id, the JWS `kid` header of the tokens this key signs. */
+  kid: Type.String({ minLength: 1, maxLength: 256 }),
+  /** The one algorithm this key is used with (RFC 8725 section 3.1). */
+  alg: AlgorithmSchema,
+  /** Exactly one key signs the tokens jotgate issues. */
+  sign: Type.Optional(Type.Boolean()),
+  privateKeyFile: Type.Optional(Type.String({ minLength: 1 })),
+  publicKeyFile: Type.Optional(Type.String({ minLength: 1 })),
+  /** HMAC secret: the UTF-8 bytes of this string. */
+  secret: Type.Optional(Type.String()),
+  /** HMAC secret: base64 or base64url of the raw bytes. */
+  secretBase64: Type.Optional(Type.String()),
+  /** HMAC secret: the raw bytes of this file. */
+  secretFile: Type.Optional(Type.String({ minLength: 1 }))
+})
+export type KeyConfig = Static<typeof KeySchema>
+
+export const TrustedIssuerSchema = obj({
+  issuer: Type.String({ minLength: 1 }),
+  jwksUri: Type.Optional(Type.String({ minLength: 1 })),
+  discovery: Type.Optional(Type.Boolean()),
+  audience: Type.Optional(StringList),
+  algorithms: Type.Array(AlgorithmSchema, { minItems: 1, default: ['RS256'] }),
+  /** How long fetched keys are used before a background refresh. */
+  cacheTtl: Duration('10m'),
+  /** How long cached keys keep working while the provider is unreachable. */
+  maxStale: Duration('24h'),
+  /** Minimum time between two fetches caused by unknown kids. */
+  cooldown: Duration('30s'),
+  fetchTimeout: Duration('5s')
+})
+export type TrustedIssuerConfig = Static<typeof TrustedIssuerSchema>
+
+export const RequireSchema = obj({
+  /** Claim `roles` (array or string) holds any of these. */
+  roles: Type.Optional(StringList),
+  /** Claim `scope` (space-separated) or `scp` holds all of these. */
+  scopes: Type.Optional(StringList),
+  /** Claim `azp` is one of these. */
+  clients: Type.Optional(StringList),
+  /** Each claim (a name or a dotted path) equals this JSON value. */
+  claims: Type.Optional(Type.Record(Type.String({ minLength: 1 }), Type.Unknown()))
+})
+
+export const RouteSchema = obj({
+  /** Path prefix matched on segment boundaries. */
+  path: Path,
+  upstream: Type.String({ minLength: 1 }),
+  auth: Type.Union([Type.Literal('none'), Type.Literal('optional'), Type.Literal('required')], {
+    default: 'required', errorMessage: 'must be one of none, optional, required'
+  }),
+  /** Replaces the matched prefix before forwarding. */
+  rewrite: Type.Optional(Path),
+  methods: Type.Optional(Type.Array(MethodSchema, { minItems: 1 })),
+  require: Type.Optional(RequireSchema),
+  /** Header -> claim, added to `claimHeaders` for this route. */
+  headers: Type.Optional(Type.Record(Type.String({ minLength: 1 }), Type.String({ minLength: 1 }))),
+  forwardAuthorization: Type.Boolean({ default: false }),
+  websocket: Type.Boolean({ default: false })
+})
+export type RouteConfig = Static<typeof RouteSchema>
+
+const ClientSchema = obj({
+  accessTtl: Type.Optional(Duration()),
+  refreshTtl: Type.Optional(Duration())
+})
+
+const DelegateSchema = obj({
+  /** Login URL of the legacy service; receives `{username, password}` as JSON. */
+  url: Type.String({ minLength: 1 }),
+  timeout: Duration('5s'),
+  /** Field of the JSON response that becomes `sub` (dotted path allowed). */
+  subject: Type.String({ minLength: 1, default: 'id' }),
+  /** Claim name -> field of the JSON response (dotted path allowed). */
+  claims: Type.Record(Type.String({ minLength: 1 }), Type.String({ minLength: 1 }), { default: {} })
+})
+
+export const AuthSchema = obj({
+  basePath: Type.String({ pattern: '^/[^?#]*[^/?#]$', default: '/auth', errorMessage: 'must be a path starting with / and not ending with /' }),
+  users: Type.Optional(obj({ file: Type.String({ minLength: 1 }) })),
+  delegate: Type.Optional(DelegateSchema),
+  clients: Type.Optional(Type.Record(Type.String({ minLength: 1 }), ClientSchema)),
+  rateLimit: obj({
+    max: Type.Integer({ minimum: 1, default: 10 }),
+    window: Duration('1m')
+  }, { default: {} }),
+  /** Largest accepted request body of the token endpoints, in bytes. */
+  bodyLimit: Type.Integer({ minimum: 256, default: 16384 })
+})
+export type AuthConfig = Static<typeof AuthSchema>
+
+export const ConfigSchema = obj({
+  server: obj({
+    host: Type.String({ minLength: 1, default: '0.0.0.0' }),
+    port: Type.Integer({ minimum: 0, maximum: 65535, default: 8080 }),
+    /** Honour incoming X-Forwarded-* only when true. */
+    trustProxy: Type.Boolean({ default: false }),
+    /** Larger request headers are answered with 431. */
+    maxHeaderBytes: Type.Integer({ minimum: 1024, maximum: 1048576, default: 16384 }),
+    requestTimeout: Duration('30s'),
+    /** Upstream slower than this: 504. */
+    upstreamTimeout: Duration('10s'),
+    /** On SIGTERM, in-flight requests get this long before the process exits. */
+    shutdownGrace: Duration('10s')
+  }, { default: {} }),
+  admin: Type.Optional(obj({
+    host: Type.String({ minLength: 1, default: '127.0.0.1' }),
+    port: Type.Integer({ minimum: 0, maximum: 65535, default: 9090 }),
+    /** When non-empty, POST/DELETE admin calls need `Authorization: Bearer <token>`. */
+    token: Type.String({ default: '' })
+  })),
+  store: obj({
+    type: Type.Union([Type.Literal('redis'), Type.Literal('memory')], { default: 'redis', errorMessage: 'must be redis or memory' }),
+    url: Type.String({ minLength: 1, default: 'redis://127.0.0.1:6379' }),
+    sentinels: Type.Optional(Type.Array(HostPort, { minItems: 1 })),
+    name: Type.Optional(Type.String({ minLength: 1 })),
+    cluster: Type.Optional(Type.Array(HostPort, { minItems: 1 })),
+    keyPrefix: Type.String({ default: 'jotgate:' }),
+    onError: Type.Union([Type.Literal('deny'), Type.Literal('allow')], { default: 'deny', errorMessage: 'must be deny or allow' }),
+    /** A store call slower than this counts as a store failure. */
+    commandTimeout: Duration('500ms')
+  }, { default: {} }),
+  tokens: obj({
+    issuer: Type.Optional(Type.String({ minLength: 1 })),
+    audience: Type.Optional(StringList),
+    accessTtl: Duration('10m'),
+    refreshTtl: Duration('7d'),
+    clockTolerance: Duration('30s'),
+    maxTokenBytes: Type.Integer({ minimum: 256, maximum: 65536, default: 8192 }),
+    maxLifetime: Duration('24h'),
+    keys: Type.Array(KeySchema, { default: [] }),
+    trustedIssuers: Type.Array(TrustedIssuerSchema, { default: [] }),
+    /** Verified-token cache entries (0 disables it). Revocation is checked on every hit. */
+    cacheSize: Type.Integer({ minimum: 0, default: 10000 })
+  }, { default: {} }),
+  auth: Type.Optional(AuthSchema),
+  claimHeaders: Type.Record(Type.String({ minLength: 1 }), Type.String({ minLength: 1 }), {
+    default: { 'X-User-Id': 'sub', 'X-User-Roles': 'roles', 'X-Client-Id': 'azp' }
+  }),
+  stripHeaders: Type.Array(Type.String({ minLength: 1 }), { default: ['X-User-*', 'X-Client-Id', 'X-Jwt-*'] }),
+  routes: Type.Array(RouteSchema, { default: [] }),
+  log: obj({
+    level: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), {
+      default: 'info', errorMessage: 'must be one of fatal, error, warn, info, debug, trace, silent'
+    })
+  }, { default: {} })
+})
+
+/** The validated configuration, defaults applied, paths resolved, frozen. */
+export type GatewayConfig = Static<typeof ConfigSchema>

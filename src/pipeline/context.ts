@@ -1,0 +1,31 @@
+import type { CompiledRoute } from './route-table.js'
+
+/** The payload of a verified token. */
+export type Claims = Readonly<Record<string, unknown>>
+
+/** A token that passed the signature and claim checks. */
+export interface VerifiedToken {
+  claims: Claims
+  iss: string
+  kid: string
+  /** `exp` in seconds since the epoch (required, a number). */
+  exp: number
+}
+
+/**
+ * What the pipeline knows of one request. Each step reads what earlier
+ * steps filled and fills its own slot, or throws one coded error.
+ */
+export interface RequestContext {
+  method: string
+  /** The normalized path (CONTRACT step 1): matched and forwarded. */
+  path: string
+  /** The incoming request headers (lower-case names), never modified. */
+  headers: Readonly<Record<string, string | string[] | undefined>>
+  route?: CompiledRoute
+  /** The bearer token, when one was presented. */
+  token?: string
+  verified?: VerifiedToken
+  /** Identity headers to set on the forwarded request (lower-case names). */
+  identity?: Record<string, string>
+}

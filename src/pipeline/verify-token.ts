@@ -1,0 +1,122 @@
+/**
+ * Step 4: verification. The key is chosen by the exact `iss` and the `kid`;
+ * the algorithm comes from the key, never from the token; `exp` is
+ * required; time claims are checked with the clock tolerance and the
+ * maximum lifetime. A bounded cache remembers tokens that passed, until
+ * they expire: it only ever says "signature and claims were valid", so
+ * revocation is still checked on every request.
+ */
+import { LruMap } from 'toad-cache'
+import { gatewayError, isGatewayError } from '../errors.js'
+import type { IssuerKeys, KeyTable, VerifyKey } from '../keys/key-table.js'
+import type { VerifiedToken } from './context.js'
+import { decodeToken } from './decode-token.js'
+
+export interface TokenVerifierOptions {
+  keys: KeyTable
+  /** Seconds. */
+  clockTolerance: number
+  /** Seconds. */
+  maxLifetime: number
+  maxTokenBytes: number
+  /** Verified-token cache entries; 0 disables the cache. */
+  cacheSize: number
+  /** Milliseconds since the epoch; injected by tests. */
+  now?: () => number
+}
+
+export type TokenVerifier = (token: string) => VerifiedToken | Promise<VerifiedToken>
+
+/** Claims that, when present, must be strings (they key revocation and identity). */
+const STRING_CLAIMS = ['iss', 'sub', 'jti', 'sid', 'azp'] as const
+
+export function createTokenVerifier (options: TokenVerifierOptions): TokenVerifier {
+  const { keys, clockTolerance, maxLifetime, maxTokenBytes } = options
+  const now = options.now ?? Date.now
+  const cache = options.cacheSize > 0 ? new LruMap<VerifiedToken>(options.cacheSize) : undefined
+
+  return function verifyToken (token) {
+    const cached = cache?.get(token)
+    // An entry lives until exp + tolerance, the moment the token would fail anyway.
+    if (cached !== undefined && now() / 1000 < cached.exp + clockTolerance) return cached
+    const { header, payload } = decodeToken(token, maxTokenBytes)
+    for (const claim of STRING_CLAIMS) {
+      if (payload[claim] !== undefined && typeof payload[claim] !== 'string') {
+        throw gatewayError('JOTGATE_TOKEN_MALFORMED', { reason: `${claim}-type` })
+      }
+    }
+    const iss = payload.iss as string | undefined
+    const issuer = iss === undefined ? undefined : keys.issuers.get(iss)
+    if (issuer === undefined) throw gatewayError('JOTGATE_TOKEN_ISSUER', { reason: iss === undefined ? 'iss-missing' : 'iss-unknown' })
+    const alg = header.alg as string
+    const kid = header.kid as string | undefined
+    const key = selectKey(issuer, kid, alg)
+    const finish = (k: VerifyKey): VerifiedToken => {
+      const verified = check(token, k, alg, payload, issuer)
+      cache?.set(token, verified)
+      return verified
+    }
+    if (key !== undefined) return finish(key)
+    if (kid !== undefined && issuer.refresh !== undefined) {
+      // A remote issuer may have rotated: one rate-limited refetch decides.
+      return issuer.refresh(kid).then((k) => {
+        if (k === undefined) throw gatewayError('JOTGATE_TOKEN_KEY_UNKNOWN', { reason: 'kid-unknown' })
+        return finish(k)
+      })
+    }
+    throw gatewayError('JOTGATE_TOKEN_KEY_UNKNOWN', { reason: kid === undefined ? 'kid-missing' : 'kid-unknown' })
+  }
+
+  function check (token: string, key: VerifyKey, alg: string, payload: Record<string, unknown>, issuer: IssuerKeys): VerifiedToken {
+    // The header's alg must be the key's, case included: a key is never used
+    // with another algorithm (HS256 with an RSA public key as the secret...).
+    if (alg !== key.alg) throw gatewayError('JOTGATE_TOKEN_ALGORITHM', { reason: 'alg-mismatch' })
+    try {
+      key.verifySignature(token)
+    } catch (cause) {
+      if (isGatewayError(cause)) throw cause
+      const code = (cause as { code?: string }).code
+      if (code === 'FAST_JWT_INVALID_ALGORITHM') throw gatewayError('JOTGATE_TOKEN_ALGORITHM', { reason: 'alg-rejected', cause })
+      if (code === 'FAST_JWT_INVALID_SIGNATURE' || code === 'FAST_JWT_MISSING_SIGNATURE') {
+        throw gatewayError('JOTGATE_TOKEN_SIGNATURE', { reason: 'signature', cause })
+      }
+      throw gatewayError('JOTGATE_TOKEN_MALFORMED', { reason: 'verifier', cause })
+    }
+    const t = now() / 1000
+    const exp = timeClaim(payload, 'exp')
+    const nbf = timeClaim(payload, 'nbf')
+    const iat = timeClaim(payload, 'iat')
+    if (exp === undefined) throw gatewayError('JOTGATE_TOKEN_MALFORMED', { reason: 'exp-missing' })
+    if (t >= exp + clockTolerance) throw gatewayError('JOTGATE_TOKEN_EXPIRED', { reason: 'exp' })
+    if (nbf !== undefined && t < nbf - clockTolerance) throw gatewayError('JOTGATE_TOKEN_NOT_YET_VALID', { reason: 'nbf' })
+    if (iat !== undefined && t < iat - clockTolerance) throw gatewayError('JOTGATE_TOKEN_NOT_YET_VALID', { reason: 'iat-future' })
+    if (exp - (iat ?? t) > maxLifetime) throw gatewayError('JOTGATE_TOKEN_LIFETIME', { reason: 'lifetime' })
+    if (issuer.audience !== undefined && !audienceMatches(payload.aud, issuer.audience)) {
+      throw gatewayError('JOTGATE_TOKEN_AUDIENCE', { reason: 'aud' })
+    }
+    return { claims: payload, iss: issuer.issuer, kid: key.kid, exp }
+  }
+}
+
+function selectKey (issuer: IssuerKeys, kid: string | undefined, alg: string): VerifyKey | undefined {
+  if (kid !== undefined) return issuer.byKid(kid)
+  // Without kid the key is unambiguous only when exactly one has this alg.
+  const candidates = issuer.byAlg(alg)
+  if (candidates.length === 1) return candidates[0]
+  if (candidates.length > 1) throw gatewayError('JOTGATE_TOKEN_KEY_UNKNOWN', { reason: 'kid-ambiguous' })
+  return undefined
+}
+
+/** A NumericDate (RFC 7519 section 2): a finite number, or absent. */
+function timeClaim (payload: Record<string, unknown>, name: string): number | undefined {
+  const value = payload[name]
+  if (value === undefined) return undefined
+  if (typeof value !== 'number' || !Number.isFinite(value)) throw gatewayError('JOTGATE_TOKEN_MALFORMED', { reason: `${name}-type` })
+  return value
+}
+
+function audienceMatches (aud: unknown, accepted: ReadonlySet<string>): boolean {
+  if (typeof aud === 'string') return accepted.has(aud)
+  if (Array.isArray(aud)) return aud.some((a) => typeof a === 'string' && accepted.has(a))
+  return false
+}
