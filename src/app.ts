@@ -1,0 +1,163 @@
+/**
+ * buildGateway: the one adapter that knows Fastify. It builds the public
+ * server (never listening) and the admin server around the current
+ * generation; `start` in src/server.ts listens and handles signals.
+ */
+import { randomUUID } from 'node:crypto'
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
+import type { Logger } from 'pino'
+import { errorBody, gatewayError, isGatewayError, wwwAuthenticate, type GatewayError } from './errors.js'
+import type { LoadedConfig } from './config/load.js'
+import { toMs } from './config/duration.js'
+import { normalizeTarget } from './pipeline/normalize-path.js'
+import { createGeneration, kContext, kPathError, kRefusal, kTarget, type Generation } from './generation.js'
+import { registerProxy } from './proxy/register.js'
+import { buildAdmin } from './admin/server.js'
+import { createStore } from './store/index.js'
+import type { Store } from './store/types.js'
+
+export interface GatewayOptions {
+  logger: Logger
+  /** Defaults to the store the config names. */
+  store?: Store
+  /** Clock for token time checks (ms since the epoch); tests inject one. */
+  now?: () => number
+}
+
+export interface GatewayState {
+  shuttingDown: boolean
+}
+
+export interface Gateway {
+  app: FastifyInstance
+  admin: FastifyInstance | undefined
+  store: Store
+  state: GatewayState
+  generation: () => Generation
+  /** Swaps in a new config; throws (keeping the old one) when it cannot be built. */
+  reload: (loaded: LoadedConfig) => void
+  close: () => Promise<void>
+}
+
+// X-Request-Id is kept when it is 1 to 128 visible ASCII characters.
+const REQUEST_ID = /^[\x21-\x7e]{1,128}$/
+
+export async function buildGateway (loaded: LoadedConfig, options: GatewayOptions): Promise<Gateway> {
+  const { config } = loaded
+  const log = options.logger
+  const store = options.store ?? createStore(config.store)
+  const deps = { store, log, ...(options.now === undefined ? {} : { now: options.now }) }
+  let current = createGeneration(config, deps)
+  const generation = () => current
+  const state: GatewayState = { shuttingDown: false }
+  const server = config.server
+
+  const app = Fastify({
+    loggerInstance: log as FastifyBaseLogger,
+    // One line per request is written by our onResponse hook instead.
+    logController: new LogController({ disableRequestLogging: true }),
+    requestIdHeader: false,
+    genReqId: (req) => {
+      const incoming = req.headers['x-request-id']
+      return typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID()
+    },
+    http: { maxHeaderSize: server.maxHeaderBytes },
+    requestTimeout: toMs(server.requestTimeout),
+    forceCloseConnections: 'idle',
+    return503OnClosing: false,
+    // CONTRACT step 1: the path is normalized once, here, before routing;
+    // the same path is then matched (by us and by Fastify) and forwarded.
+    rewriteUrl: (req) => {
+      try {
+        const target = normalizeTarget(req.url ?? '')
+        req[kTarget] = target
+        return target.path + target.query
+      } catch (err) {
+        req[kPathError] = isGatewayError(err) ? err : gatewayError('JOTGATE_BAD_PATH', { cause: err })
+        req[kTarget] = { path: '/', query: '' }
+        return '/'
+      }
+    },
+    clientErrorHandler: (err: NodeJS.ErrnoException, socket) => {
+      if (err.code === 'ECONNRESET' || socket.destroyed) return
+      const refusal = err.code === 'HPE_HEADER_OVERFLOW'
+        ? gatewayError('JOTGATE_HEADERS_TOO_LARGE', { cause: err })
+        : gatewayError(err.code === 'HPE_INVALID_URL' ? 'JOTGATE_BAD_PATH' : 'JOTGATE_BAD_REQUEST', { reason: 'http-parse', cause: err })
+      const body = JSON.stringify(errorBody(refusal))
+      log.info({ code: refusal.code, reason: err.code }, 'refused unparseable request')
+      if (socket.writable) {
+        socket.write(`HTTP/1.1 ${refusal.statusCode} ${errorBody(refusal).error}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`)
+      }
+      socket.destroy()
+    }
+  })
+
+  app.addHook('onRequest', async (request) => {
+    const pathError = request.raw[kPathError]
+    if (pathError !== undefined) throw pathError
+  })
+
+  app.setErrorHandler((err: FastifyError, request, reply) => sendRefusal(request, reply, toGatewayError(err, log)))
+  app.setNotFoundHandler((request, reply) => sendRefusal(request, reply, gatewayError('JOTGATE_ROUTE_NOT_FOUND', { reason: 'no-route' })))
+
+  app.addHook('onResponse', async (request, reply) => {
+    const refusal = request[kRefusal]
+    const ctx = request[kContext]
+    log.info({
+      reqId: request.id,
+      method: request.method,
+      route: ctx?.route?.label ?? null,
+      status: reply.statusCode,
+      code: refusal?.code ?? null,
+      reason: refusal?.reason ?? null,
+      ms: Math.round(reply.elapsedTime * 100) / 100
+    }, 'request')
+  })
+
+  await app.register(async (scope) => { await registerProxy(scope, { server, generation }) })
+
+  const admin = config.admin === undefined ? undefined : buildAdmin({ config: config.admin, logger: log, store, state, generation })
+
+  return {
+    app,
+    admin,
+    store,
+    state,
+    generation,
+    reload (next) {
+      current = createGeneration(next.config, deps)
+    },
+    async close () {
+      state.shuttingDown = true
+      await app.close()
+      if (admin !== undefined) await admin.close()
+      await store.close()
+    }
+  }
+}
+
+function toGatewayError (err: FastifyError, log: Logger): GatewayError {
+  if (isGatewayError(err)) return err
+  const status = err.statusCode ?? 500
+  if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE' || (status >= 400 && status < 500)) {
+    return gatewayError('JOTGATE_BAD_REQUEST', { reason: err.code ?? 'bad-request', cause: err })
+  }
+  log.error({ err }, 'unexpected error')
+  return gatewayError('JOTGATE_INTERNAL', { reason: 'internal', cause: err })
+}
+
+/** Sends a refusal: the JSON body of CONTRACT section 6 and, on 401/403, the RFC 6750 challenge. */
+export function sendRefusal (request: FastifyRequest, reply: FastifyReply, err: GatewayError): FastifyReply {
+  request[kRefusal] = err
+  const presented = err.code !== 'JOTGATE_TOKEN_MISSING' && (request[kContext]?.token !== undefined || hasAuthorization(request))
+  const challenge = wwwAuthenticate(err, presented)
+  if (challenge !== undefined) reply.header('www-authenticate', challenge)
+  if (err.headers !== undefined) reply.headers(err.headers)
+  if (err.cause !== undefined && err.statusCode >= 500) request.log.warn({ reqId: request.id, code: err.code, err: err.cause }, 'refusal cause')
+  else if (err.cause !== undefined) request.log.debug({ reqId: request.id, code: err.code, err: err.cause }, 'refusal cause')
+  return reply.code(err.statusCode).header('x-request-id', request.id).type('application/json').send(errorBody(err))
+}
+
+function hasAuthorization (request: FastifyRequest): boolean {
+  return request.headers.authorization !== undefined
+}

@@ -1,0 +1,46 @@
+/**
+ * The jotgate CLI: one file per command, each exporting run(args, io).
+ */
+import { createRequire } from 'node:module'
+import type { CliIo } from './io.js'
+
+const COMMANDS: Record<string, () => Promise<{ run: (args: string[], io: CliIo) => Promise<number> }>> = {
+  start: () => import('./start.js'),
+  check: () => import('./check.js'),
+  token: () => import('./token.js'),
+  keys: () => import('./keys.js'),
+  'hash-password': () => import('./hash-password.js'),
+  revoke: () => import('./revoke.js')
+}
+
+const USAGE = `usage: jotgate <command> [options]
+
+  start [--config FILE]             run the gateway
+  check [--config FILE]             validate the config and its keys
+  token sign --config FILE --sub S [--claim k=v]... [--ttl 10m] [--aud A] [--kid K]
+  token verify --config FILE TOKEN
+  keys generate --alg ALG [--kid K] --out DIR
+  hash-password                     read a password on stdin, print its hash
+  revoke --config FILE (--jti ID --exp UNIX | --sub SUB | --sid SID)
+
+FILE defaults to $JOTGATE_CONFIG, then config/gateway.yaml.`
+
+export async function main (argv: string[], io: CliIo): Promise<number> {
+  const [command, ...rest] = argv
+  if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+    io.stdout(USAGE)
+    return command === undefined ? 2 : 0
+  }
+  if (command === '--version') {
+    const pkg = createRequire(import.meta.url)('../../package.json') as { version: string }
+    io.stdout(pkg.version)
+    return 0
+  }
+  const load = COMMANDS[command]
+  if (load === undefined) {
+    io.stderr(`error: unknown command ${JSON.stringify(command)}\n${USAGE}`)
+    return 2
+  }
+  return (await load()).run(rest, io)
+}
+

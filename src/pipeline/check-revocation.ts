@@ -1,0 +1,30 @@
+/**
+ * Step 5: revocation, on every request, cache hit or not. Its own step with
+ * explicit fail-closed handling: with `onError: deny` an unreachable store
+ * refuses with 503; with `allow` the verified token goes through and the
+ * fail-open is reported to the caller (logged and counted).
+ */
+import { gatewayError } from '../errors.js'
+import type { Store } from '../store/types.js'
+import type { VerifiedToken } from './context.js'
+
+export type RevocationCheck = (token: VerifiedToken) => Promise<void>
+
+export function createRevocationCheck (store: Store, onError: 'deny' | 'allow', onFailOpen: (cause: unknown) => void): RevocationCheck {
+  return async function checkRevocation ({ claims }) {
+    let revoked: boolean
+    try {
+      revoked = await store.isRevoked({
+        jti: claims.jti as string | undefined,
+        sid: claims.sid as string | undefined,
+        sub: claims.sub as string | undefined,
+        iat: typeof claims.iat === 'number' ? claims.iat : undefined
+      })
+    } catch (cause) {
+      if (onError === 'deny') throw gatewayError('JOTGATE_STORE_UNAVAILABLE', { reason: 'store-down', cause })
+      onFailOpen(cause)
+      return
+    }
+    if (revoked) throw gatewayError('JOTGATE_TOKEN_REVOKED', { reason: 'revoked' })
+  }
+}

@@ -1,0 +1,49 @@
+/**
+ * Step 2: identity headers a client sends are removed before anything else,
+ * whatever the route. Otherwise a client could forge `X-User-Id` on a route
+ * that does not map it, or on an `optional` route when it sends no token,
+ * and the upstream would trust it.
+ */
+
+/** Removes spoofable identity headers from an incoming request. */
+export interface HeaderStripper {
+  /** True when the (lower-case) header name must be removed. */
+  matches (lowerCaseName: string): boolean
+  /** Deletes every matching key of `headers` in place. */
+  strip (headers: Record<string, unknown>): void
+}
+
+/**
+ * Built once at boot.
+ * @param patterns header names, optionally ending with `*` meaning a prefix (`X-User-*`)
+ * @param exact extra names to strip: every `claimHeaders` name and every route's `headers` name
+ */
+export function createHeaderStripper (patterns: readonly string[], exact: readonly string[]): HeaderStripper {
+  const names = new Set<string>()
+  const prefixes: string[] = []
+  for (const pattern of patterns) {
+    const lower = pattern.toLowerCase()
+    if (lower.endsWith('*')) prefixes.push(lower.slice(0, -1))
+    else names.add(lower)
+  }
+  for (const name of exact) names.add(name.toLowerCase())
+
+  function matches (lowerCaseName: string): boolean {
+    if (names.has(lowerCaseName)) return true
+    for (const prefix of prefixes) {
+      if (lowerCaseName.startsWith(prefix)) return true
+    }
+    return false
+  }
+
+  return {
+    matches,
+    strip (headers) {
+      // Node gives lower-case keys already; lower-casing again costs little and
+      // keeps a hand-built headers object from slipping a forged name through.
+      for (const key of Object.keys(headers)) {
+        if (matches(key.toLowerCase())) delete headers[key]
+      }
+    }
+  }
+}

@@ -1,0 +1,34 @@
+/**
+ * X-Forwarded-For, -Proto and -Host (CONTRACT step 7). With trustProxy off
+ * the incoming values are replaced, so a client cannot pose as another
+ * address (oauth2-proxy GHSA-7x63-xv5r-3p2x); with it on, ours are appended
+ * to what the proxy in front sent.
+ */
+export interface ForwardedInput {
+  remoteAddress: string | undefined
+  host: string | undefined
+  proto: 'http' | 'https'
+}
+
+type Headers = Record<string, string | string[] | number | undefined>
+
+export function setForwardedHeaders (headers: Headers, input: ForwardedInput, trustProxy: boolean): void {
+  const ours = {
+    'x-forwarded-for': input.remoteAddress ?? '',
+    'x-forwarded-proto': input.proto,
+    'x-forwarded-host': input.host ?? ''
+  }
+  for (const [name, value] of Object.entries(ours)) {
+    const incoming = headers[name]
+    if (trustProxy && incoming !== undefined && incoming !== '') {
+      const prior = Array.isArray(incoming) ? incoming.join(', ') : String(incoming)
+      headers[name] = value === '' ? prior : `${prior}, ${value}`
+    } else if (value === '') {
+      delete headers[name]
+    } else {
+      headers[name] = value
+    }
+  }
+  // RFC 7239 `Forwarded` carries the same claims; without trust it is a spoof.
+  if (!trustProxy) delete headers.forwarded
+}

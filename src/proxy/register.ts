@@ -1,0 +1,82 @@
+/**
+ * The one @fastify/http-proxy registration: a catch-all whose upstream is
+ * chosen per request by our own route table (first match wins on the one
+ * normalized path), never by Fastify's router. The pipeline runs in
+ * onRequest, before any body is read; the request body streams through.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import httpProxy, { type FastifyHttpProxyOptions } from '@fastify/http-proxy'
+import { gatewayError } from '../errors.js'
+import { toMs } from '../config/duration.js'
+import type { GatewayConfig } from '../config/schema.js'
+import { authorizationValues } from '../pipeline/extract-token.js'
+import type { RequestContext } from '../pipeline/context.js'
+import { setForwardedHeaders } from './forwarded-headers.js'
+import { kContext, kTarget, type Generation } from '../generation.js'
+
+type Headers = Record<string, string | string[] | number | undefined>
+
+const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']
+
+export interface ProxyOptions {
+  server: GatewayConfig['server']
+  generation: () => Generation
+}
+
+export async function registerProxy (app: FastifyInstance, { server, generation }: ProxyOptions): Promise<void> {
+  const upstreamTimeout = toMs(server.upstreamTimeout)
+
+  app.addHook('onRequest', async (request) => {
+    const gen = generation()
+    const target = request.raw[kTarget]!
+    const ctx: RequestContext = { method: request.method, path: target.path, headers: request.headers }
+    request[kContext] = ctx
+    await gen.pipeline(ctx, authorizationValues(request.raw.rawHeaders))
+  })
+
+  const proxyOptions: FastifyHttpProxyOptions = {
+    upstream: '',
+    routes: ['/', '/*'],
+    httpMethods: METHODS,
+    internalRewriteLocationHeader: false,
+    disableRequestLogging: true,
+    undici: { headersTimeout: upstreamTimeout, bodyTimeout: upstreamTimeout },
+    replyOptions: {
+      // The library types its callbacks for HTTP/2 as well; this server is HTTP/1.
+      getUpstream: (request) => (request as FastifyRequest)[kContext]!.route!.origin,
+      rewriteRequestHeaders: (request, headers) =>
+        rewriteRequestHeaders(request as FastifyRequest, headers as Headers, server.trustProxy, generation()) as typeof headers,
+      onError: (reply, { error }) => {
+        const code = (error as { statusCode?: number }).statusCode === 504 ? 'JOTGATE_UPSTREAM_TIMEOUT' : 'JOTGATE_UPSTREAM_UNAVAILABLE'
+        reply.send(gatewayError(code, { reason: code === 'JOTGATE_UPSTREAM_TIMEOUT' ? 'upstream-timeout' : 'upstream-error', cause: error }))
+      },
+      // reply-from retries a GET that got 503 up to ten times by default; a
+      // gateway passes the upstream's answer back unchanged instead.
+      retryDelay: () => null
+    },
+    handler: (request, reply, _dest, options) => {
+      const ctx = (request as FastifyRequest)[kContext]!
+      const target = (request as FastifyRequest).raw[kTarget]!
+      return (reply as FastifyReply).from(ctx.route!.forwardPath(ctx.path) + target.query, options)
+    }
+  }
+  await app.register(httpProxy, proxyOptions)
+}
+
+function rewriteRequestHeaders (
+  request: FastifyRequest,
+  headers: Headers,
+  trustProxy: boolean,
+  gen: Generation
+): Headers {
+  const ctx = request[kContext]!
+  const route = ctx.route!
+  gen.stripHeaders.strip(headers)
+  if (route.auth !== 'none' && !route.forwardAuthorization) delete headers.authorization
+  // Set last: nothing the client sent (not even a Connection header naming
+  // one of these) can replace or remove what the token says.
+  if (ctx.identity !== undefined) Object.assign(headers, ctx.identity)
+  headers['x-request-id'] = request.id
+  setForwardedHeaders(headers, { remoteAddress: request.raw.socket.remoteAddress, host: request.headers.host, proto: 'http' }, trustProxy)
+  return headers
+}

@@ -1,0 +1,85 @@
+/**
+ * Running the gateway: listen, then handle signals. SIGTERM/SIGINT drain
+ * and exit 0; SIGHUP reloads the config (a bad one is logged, the old one
+ * keeps serving).
+ */
+import type { Logger } from 'pino'
+import { buildGateway, type Gateway } from './app.js'
+import { loadConfigFile, type LoadedConfig } from './config/load.js'
+import { ConfigError, formatProblem } from './config/problems.js'
+import { toMs } from './config/duration.js'
+
+export interface RunningGateway {
+  gateway: Gateway
+  /** Ports actually bound (useful with port 0). */
+  ports: { server: number, admin: number | undefined }
+  shutdown: (signal: string) => Promise<void>
+  reload: () => boolean
+}
+
+export function logWarnings (log: Logger, loaded: LoadedConfig): void {
+  for (const w of loaded.warnings) log.warn({ code: w.code, path: w.path }, `${w.path}: ${w.message}`)
+}
+
+export async function runGateway (loaded: LoadedConfig, log: Logger, env: NodeJS.ProcessEnv = process.env): Promise<RunningGateway> {
+  logWarnings(log, loaded)
+  const gateway = await buildGateway(loaded, { logger: log })
+  const { server, admin } = loaded.config
+  try {
+    await gateway.store.ready(2000)
+  } catch (err) {
+    // Not fatal: readiness reports it and requests needing the store get 503
+    // until it answers; ioredis keeps reconnecting.
+    log.warn({ err: (err as Error).message }, 'store not reachable at start')
+  }
+  await gateway.app.listen({ host: server.host, port: server.port })
+  const serverPort = portOf(gateway.app.server.address())
+  let adminPort: number | undefined
+  if (gateway.admin !== undefined && admin !== undefined) {
+    await gateway.admin.listen({ host: admin.host, port: admin.port })
+    adminPort = portOf(gateway.admin.server.address())
+  }
+  log.info({ port: serverPort, adminPort, host: server.host, routes: loaded.config.routes.length }, 'jotgate listening')
+
+  let closing: Promise<void> | undefined
+  const shutdown = (signal: string): Promise<void> => {
+    closing ??= (async () => {
+      log.info({ signal }, 'shutting down: draining in-flight requests')
+      const grace = toMs(gateway.generation().config.server.shutdownGrace)
+      const timer = setTimeout(() => {
+        log.warn({ graceMs: grace }, 'grace period over: closing remaining connections')
+        gateway.app.server.closeAllConnections()
+      }, grace)
+      timer.unref()
+      await gateway.close()
+      clearTimeout(timer)
+      log.info('stopped')
+    })()
+    return closing
+  }
+
+  const reload = (): boolean => {
+    const file = loaded.file
+    try {
+      const next = loadConfigFile(file, env)
+      const before = gateway.generation().config
+      if (JSON.stringify(before.server) !== JSON.stringify(next.config.server) || JSON.stringify(before.admin) !== JSON.stringify(next.config.admin) ||
+        JSON.stringify(before.store) !== JSON.stringify(next.config.store) || JSON.stringify(before.auth) !== JSON.stringify(next.config.auth)) {
+        log.warn('server, admin, store and auth settings take effect only after a restart')
+      }
+      gateway.reload(next)
+      logWarnings(log, next)
+      log.info({ file, routes: next.config.routes.length }, 'config reloaded')
+      return true
+    } catch (err) {
+      const problems = err instanceof ConfigError ? err.problems.map(formatProblem) : [(err as Error).message]
+      log.error({ problems }, 'config reload refused; the old config keeps serving')
+      return false
+    }
+  }
+  return { gateway, ports: { server: serverPort, admin: adminPort }, shutdown, reload }
+}
+
+function portOf (address: ReturnType<import('node:net').Server['address']>): number {
+  return typeof address === 'object' && address !== null ? address.port : 0
+}

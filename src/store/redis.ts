@@ -1,0 +1,152 @@
+/**
+ * The Redis store, and the only file that imports ioredis. Standalone,
+ * Sentinel and Cluster come from ioredis itself. Every operation touches a
+ * single key, so each works on Cluster without hash tags.
+ *
+ * Fail fast: no offline queue (a command while disconnected rejects at once
+ * instead of hanging the request) and a short command timeout; ioredis
+ * reconnects on its own, so service resumes without a restart.
+ */
+import { Redis, Cluster, type RedisOptions } from 'ioredis'
+import type { GatewayConfig } from '../config/schema.js'
+import { toMs } from '../config/duration.js'
+import { StoreUnavailableError, type RefreshRecord, type RevocationSubject, type SpendResult, type Store } from './types.js'
+
+type Client = Redis | Cluster
+
+const SCRIPTS = {
+  // A sub's cut-off only moves forward, and its TTL never shrinks.
+  jgRevokeSub: `local cur = tonumber(redis.call('GET', KEYS[1]))
+if cur == nil or cur < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
+local ttl = redis.call('TTL', KEYS[1])
+if ttl < tonumber(ARGV[2]) then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+return 1`,
+  // Atomic spend: '1' + record is live, '0' + record is spent (kept to detect reuse).
+  jgSpend: `local v = redis.call('GET', KEYS[1])
+if not v then return false end
+if string.sub(v, 1, 1) == '1' then redis.call('SET', KEYS[1], '0' .. string.sub(v, 2), 'KEEPTTL') end
+return v`,
+  jgHit: `local c = redis.call('INCR', KEYS[1])
+local t = redis.call('PTTL', KEYS[1])
+if t < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]); t = tonumber(ARGV[1]) end
+return {c, t}`
+} as const
+
+interface ScriptClient {
+  jgRevokeSub: (key: string, at: number, ttl: number) => Promise<number>
+  jgSpend: (key: string) => Promise<string | null>
+  jgHit: (key: string, windowMs: number) => Promise<[number, number]>
+}
+
+export function createRedisStore (store: GatewayConfig['store']): Store {
+  const commandTimeout = toMs(store.commandTimeout)
+  const base: RedisOptions = {
+    enableOfflineQueue: false,
+    enableAutoPipelining: true,
+    commandTimeout,
+    connectTimeout: Math.max(1000, commandTimeout * 2),
+    maxRetriesPerRequest: 0,
+    // Reconnect quickly so service resumes within seconds of Redis returning.
+    retryStrategy: (times) => Math.min(100 * times, 1000)
+  }
+  let client: Client
+  if (store.cluster !== undefined) {
+    client = new Cluster(store.cluster, {
+      enableOfflineQueue: false,
+      enableAutoPipelining: true,
+      clusterRetryStrategy: (times) => Math.min(100 * times, 1000),
+      redisOptions: base
+    })
+  } else if (store.sentinels !== undefined) {
+    client = new Redis({ ...base, sentinels: store.sentinels, name: store.name! })
+  } else {
+    client = new Redis(store.url, base)
+  }
+  // Errors surface through the commands; the event only needs a listener so
+  // that an unreachable Redis is not an unhandled 'error' event.
+  client.on('error', () => {})
+  for (const [name, lua] of Object.entries(SCRIPTS)) client.defineCommand(name, { numberOfKeys: 1, lua })
+  const scripts = client as unknown as ScriptClient
+  const isCluster = client instanceof Cluster
+  const p = store.keyPrefix
+  const key = {
+    jti: (id: string) => `${p}rv:jti:${id}`,
+    sid: (id: string) => `${p}rv:sid:${id}`,
+    sub: (id: string) => `${p}rv:sub:${id}`,
+    refresh: (hash: string) => `${p}rt:${hash}`,
+    hit: (k: string) => `${p}rl:${k}`
+  }
+
+  async function call<T> (op: () => Promise<T>): Promise<T> {
+    if (client.status !== 'ready') throw new StoreUnavailableError(`redis is ${client.status}`)
+    try {
+      return await op()
+    } catch (cause) {
+      throw new StoreUnavailableError('redis command failed', { cause })
+    }
+  }
+
+  // One MGET on a single node; on Cluster the keys live in different slots,
+  // so single GETs, which auto-pipelining sends in one write per node.
+  const mget = (keys: string[]): Promise<(string | null)[]> =>
+    isCluster ? Promise.all(keys.map((k) => client.get(k))) : client.mget(keys)
+
+  return {
+    kind: 'redis',
+    async ready (timeoutMs = 5000) {
+      if (client.status === 'ready') return
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => { cleanup(); reject(new StoreUnavailableError(`redis not ready after ${timeoutMs} ms (${client.status})`)) }, timeoutMs)
+        const onReady = () => { cleanup(); resolve() }
+        const cleanup = () => { clearTimeout(timer); client.off('ready', onReady) }
+        client.on('ready', onReady)
+      })
+    },
+    isHealthy: () => client.status === 'ready',
+    isRevoked: ({ jti, sid, sub, iat }: RevocationSubject) => call(async () => {
+      const keys: string[] = []
+      if (jti !== undefined) keys.push(key.jti(jti))
+      if (sid !== undefined) keys.push(key.sid(sid))
+      if (keys.length === 0 && sub === undefined) return false
+      const subIndex = sub === undefined ? -1 : keys.push(key.sub(sub)) - 1
+      const values = await mget(keys)
+      for (let i = 0; i < values.length; i++) {
+        const v = values[i]
+        if (v === null || v === undefined) continue
+        if (i !== subIndex) return true
+        if (iat === undefined || iat <= Number(v)) return true
+      }
+      return false
+    }),
+    revokeJti: (jti, exp) => call(async () => {
+      // EXAT: the entry disappears exactly when the token would have expired.
+      await client.set(key.jti(jti), '1', 'EXAT', Math.max(Math.ceil(exp), Math.ceil(Date.now() / 1000) + 1))
+    }),
+    revokeSid: (sid, ttl) => call(async () => { await client.set(key.sid(sid), '1', 'EX', Math.max(1, Math.ceil(ttl))) }),
+    revokeSub: (sub, at, ttl) => call(async () => { await scripts.jgRevokeSub(key.sub(sub), at, Math.max(1, Math.ceil(ttl))) }),
+    subRevokedAt: (sub) => call(async () => {
+      const v = await client.get(key.sub(sub))
+      return v === null ? undefined : Number(v)
+    }),
+    putRefresh: (hash, record) => call(async () => {
+      await client.set(key.refresh(hash), `1${JSON.stringify(record)}`, 'EXAT', Math.ceil(record.expiresAt))
+    }),
+    spendRefresh: (hash) => call(async (): Promise<SpendResult> => {
+      const v = await scripts.jgSpend(key.refresh(hash))
+      if (v === null) return { status: 'unknown' }
+      const record = JSON.parse(v.slice(1)) as RefreshRecord
+      return v[0] === '1' ? { status: 'ok', record } : { status: 'reused', record }
+    }),
+    hit: (k, windowMs) => call(async () => {
+      const [count, resetMs] = await scripts.jgHit(key.hit(k), windowMs)
+      return { count, resetMs }
+    }),
+    async close () {
+      try {
+        await client.quit()
+      } catch {
+        client.disconnect()
+      }
+    }
+  }
+}
