@@ -1,0 +1,37 @@
+import t from 'tap'
+import { startUpstream } from '../helpers/upstream.js'
+import { startGateway } from '../helpers/gateway.js'
+import { mint, claims } from '../helpers/zoo.js'
+
+t.test('a verified request reaches the upstream with claim headers and without the token', async (t) => {
+  const up = await startUpstream()
+  const gw = await startGateway({ name: 'forwarding', config: { routes: [{ path: '/', upstream: up.url }] } })
+  t.teardown(async () => { await gw.close(); await up.close() })
+
+  const token = mint({ payload: claims({ sub: 'alice', roles: ['admin', 'ops'], azp: 'web' }) })
+  const res = await fetch(`${gw.url}/orders/7?x=1&y=a+b`, { headers: { authorization: `Bearer ${token}` } })
+  t.equal(res.status, 200)
+  t.equal(up.seen.length, 1)
+  const seen = up.seen[0]!
+  t.equal(seen.url, '/orders/7?x=1&y=a+b', 'path and raw query forwarded as they came')
+  t.equal(seen.headers['x-user-id'], 'alice')
+  t.equal(seen.headers['x-user-roles'], 'admin,ops')
+  t.equal(seen.headers['x-client-id'], 'web')
+  t.equal(seen.headers.authorization, undefined, 'token not forwarded by default')
+  t.match(seen.headers['x-request-id'], /^[0-9a-f-]{36}$/)
+  t.equal(seen.headers['x-forwarded-for'], '127.0.0.1')
+  t.equal(seen.headers['x-forwarded-proto'], 'http')
+  t.equal(res.headers.get('x-upstream'), 'echo', 'upstream response headers passed back')
+})
+
+t.test('a request without a token never reaches the upstream', async (t) => {
+  const up = await startUpstream()
+  const gw = await startGateway({ name: 'forwarding', config: { routes: [{ path: '/', upstream: up.url }] } })
+  t.teardown(async () => { await gw.close(); await up.close() })
+  const res = await fetch(`${gw.url}/orders`)
+  t.equal(res.status, 401)
+  t.equal(res.headers.get('www-authenticate'), 'Bearer realm="jotgate"')
+  const body = await res.json() as { code: string, statusCode: number, error: string }
+  t.same(body, { statusCode: 401, error: 'Unauthorized', code: 'JOTGATE_TOKEN_MISSING', message: body.message })
+  t.equal(up.seen.length, 0)
+})
