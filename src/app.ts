@@ -12,6 +12,7 @@ import { toMs } from './config/duration.js'
 import { normalizeTarget } from './pipeline/normalize-path.js'
 import { createGeneration, kContext, kPathError, kRefusal, kTarget, type Generation } from './generation.js'
 import { registerProxy } from './proxy/register.js'
+import { registerAuthRoutes } from './auth/routes.js'
 import { buildAdmin } from './admin/server.js'
 import { createStore } from './store/index.js'
 import type { Store } from './store/types.js'
@@ -57,6 +58,9 @@ export async function buildGateway (loaded: LoadedConfig, options: GatewayOption
     // One line per request is written by our onResponse hook instead.
     logController: new LogController({ disableRequestLogging: true }),
     requestIdHeader: false,
+    // With trustProxy the client address is the one the nearest proxy
+    // appended (the last X-Forwarded-For entry); anything left of it is hearsay.
+    trustProxy: server.trustProxy ? (_address: string, hop: number) => hop === 0 : false,
     genReqId: (req) => {
       const incoming = req.headers['x-request-id']
       return typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID()
@@ -114,6 +118,7 @@ export async function buildGateway (loaded: LoadedConfig, options: GatewayOption
     }, 'request')
   })
 
+  await registerAuthRoutes(app, { auth: config.auth, store, generation, ...(options.now === undefined ? {} : { now: options.now }) })
   await app.register(async (scope) => { await registerProxy(scope, { server, generation }) })
 
   const admin = config.admin === undefined ? undefined : buildAdmin({ config: config.admin, logger: log, store, state, generation })

@@ -32,6 +32,7 @@ export const CATALOGUE = {
   JOTGATE_LOGIN_FAILED: [401, 'Invalid username or password'],
   JOTGATE_RATE_LIMITED: [429, 'Too many attempts, retry later'],
   JOTGATE_REFRESH_INVALID: [401, 'The refresh token is invalid'],
+  JOTGATE_CREDENTIALS_UNAVAILABLE: [503, 'The credential service is unavailable'],
   JOTGATE_ADMIN_UNAUTHORIZED: [401, 'The admin token is missing or wrong'],
   JOTGATE_STORE_UNAVAILABLE: [503, 'The revocation store is unavailable'],
   JOTGATE_KEYS_UNAVAILABLE: [503, 'The key source of this issuer is unavailable'],

@@ -7,6 +7,7 @@ import type { GatewayConfig } from './schema.js'
 import type { ConfigProblem, ConfigWarning } from './problems.js'
 import { toMs } from './duration.js'
 import { checkKeyMaterial } from '../keys/material.js'
+import { readUsersFile } from '../auth/credentials.js'
 
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
 const GLOB_HEADER = /^[!#$%&'+.^_`|~0-9A-Za-z-]+\*?$/
@@ -105,6 +106,7 @@ export function checkConfig (config: GatewayConfig, warnings: ConfigWarning[]): 
   if (auth !== undefined) {
     if ((auth.users === undefined) === (auth.delegate === undefined)) add('auth', 'needs exactly one of users or delegate')
     if (auth.delegate !== undefined && !isHttpUrl(auth.delegate.url)) add('auth.delegate.url', 'must be an http(s) URL')
+    if (auth.users !== undefined) problems.push(...readUsersFile(auth.users.file).problems)
     if (store.type === 'memory') warn('JOTGATE_W_MEMORY_SESSIONS', 'auth', 'refresh tokens and rate limits are kept in memory')
   }
   return problems

@@ -1,0 +1,159 @@
+/**
+ * The token endpoints under `auth.basePath` (CONTRACT section 4) and the
+ * JWKS document. They always need the store: while it is down they answer
+ * 503 JOTGATE_STORE_UNAVAILABLE whatever `store.onError` says.
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import formbody from '@fastify/formbody'
+import { gatewayError, isGatewayError } from '../errors.js'
+import { toMs } from '../config/duration.js'
+import type { AuthConfig } from '../config/schema.js'
+import type { Generation } from '../generation.js'
+import type { Store } from '../store/types.js'
+import { StoreUnavailableError } from '../store/types.js'
+import { extractToken, authorizationValues } from '../pipeline/extract-token.js'
+import { jwksDocument } from '../keys/jwk.js'
+import { createCredentialSource, type CredentialSource } from './credentials.js'
+import { createSessionService, type SessionService } from './sessions.js'
+
+export interface AuthRouteOptions {
+  auth: AuthConfig | undefined
+  store: Store
+  generation: () => Generation
+  now?: () => number
+}
+
+interface Runtime { sessions: SessionService, credentials: CredentialSource | undefined }
+
+const OTHER_METHODS = ['GET', 'HEAD', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']
+
+export async function registerAuthRoutes (app: FastifyInstance, { auth, store, generation, now }: AuthRouteOptions): Promise<void> {
+  app.get('/.well-known/jwks.json', async (_request, reply) => {
+    const doc = jwksDocument(generation().keys.local)
+    if (doc.keys.length === 0) throw gatewayError('JOTGATE_ROUTE_NOT_FOUND', { reason: 'no-public-keys' })
+    return reply.header('cache-control', 'public, max-age=300').send(doc)
+  })
+  if (auth === undefined) return
+
+  // Built once per config generation, on first use.
+  const runtimes = new WeakMap<Generation, Runtime>()
+  const runtime = (): Runtime => {
+    const gen = generation()
+    let rt = runtimes.get(gen)
+    if (rt === undefined) {
+      const genAuth = gen.config.auth ?? auth
+      rt = {
+        sessions: createSessionService(gen.config, gen.keys.signing!, store, now),
+        credentials: createCredentialSource(genAuth)
+      }
+      runtimes.set(gen, rt)
+    }
+    return rt
+  }
+
+  await app.register(async (scope) => {
+    await scope.register(formbody, { bodyLimit: auth.bodyLimit })
+    scope.addHook('onSend', async (_request, reply, payload) => {
+      // RFC 6749 section 5.1: token responses must not be cached.
+      reply.header('cache-control', 'no-store').header('pragma', 'no-cache')
+      return payload
+    })
+
+    const post = (path: string, handler: (request: FastifyRequest) => Promise<object | undefined>) => {
+      scope.post(path, { bodyLimit: auth.bodyLimit }, async (request, reply) => {
+        try {
+          const result = await handler(request)
+          return result === undefined ? reply.code(204).send() : reply.send(result)
+        } catch (err) {
+          throw storeDown(err)
+        }
+      })
+      scope.route({ method: OTHER_METHODS, url: path, handler: async (_req, reply) => { reply.header('allow', 'POST'); throw gatewayError('JOTGATE_METHOD_NOT_ALLOWED') } })
+    }
+
+    const windowMs = toMs(auth.rateLimit.window)
+    post(`${auth.basePath}/login`, async (request) => {
+      const body = fields(request.body, ['username', 'password'], ['client_id'])
+      await rateLimit(store, request.ip, body.username!, auth.rateLimit.max, windowMs)
+      const clients = generation().config.auth?.clients
+      let client: string | undefined
+      if (clients !== undefined) {
+        if (body.client_id === undefined || !Object.hasOwn(clients, body.client_id)) throw gatewayError('JOTGATE_CLIENT_UNKNOWN')
+        client = body.client_id
+      }
+      const rt = runtime()
+      const identity = await rt.credentials!(body.username!, body.password!)
+      if (identity === undefined) {
+        request.log.info({ reason: 'login-failed', username: body.username }, 'login refused')
+        throw gatewayError('JOTGATE_LOGIN_FAILED')
+      }
+      const pair = await rt.sessions.login(identity, client)
+      request.log.info({ reason: 'login', sub: identity.sub, client }, 'login')
+      return pair
+    })
+
+    post(`${auth.basePath}/refresh`, async (request) => {
+      const body = fields(request.body, ['refresh_token'], [], 'JOTGATE_REFRESH_INVALID')
+      return runtime().sessions.refresh(body.refresh_token!)
+    })
+
+    post(`${auth.basePath}/logout`, async (request) => {
+      const body = fields(request.body ?? {}, [], ['refresh_token'])
+      await runtime().sessions.logout(await authenticate(request), body.refresh_token)
+      return undefined
+    })
+
+    post(`${auth.basePath}/logout-all`, async (request) => {
+      await runtime().sessions.logoutAll(await authenticate(request))
+      return undefined
+    })
+  })
+
+  /** The caller's access token, verified and not revoked (store down: 503). */
+  async function authenticate (request: FastifyRequest) {
+    const token = extractToken(authorizationValues(request.raw.rawHeaders))
+    if (token === undefined) throw gatewayError('JOTGATE_TOKEN_MISSING')
+    const gen = generation()
+    const verified = await gen.verifyToken(token)
+    const revoked = await store.isRevoked({
+      jti: verified.claims.jti as string | undefined,
+      sid: verified.claims.sid as string | undefined,
+      sub: verified.claims.sub as string | undefined,
+      iat: typeof verified.claims.iat === 'number' ? verified.claims.iat : undefined
+    })
+    if (revoked) throw gatewayError('JOTGATE_TOKEN_REVOKED')
+    return verified
+  }
+}
+
+/** Counts the attempt against the IP and the username (shared through the store). */
+async function rateLimit (store: Store, ip: string, username: string, max: number, windowMs: number): Promise<void> {
+  const [byIp, byUser] = await Promise.all([store.hit(`login:ip:${ip}`, windowMs), store.hit(`login:user:${username.toLowerCase()}`, windowMs)])
+  const over = [byIp, byUser].filter((h) => h.count > max)
+  if (over.length > 0) {
+    const retryAfter = Math.max(1, Math.ceil(Math.max(...over.map((h) => h.resetMs)) / 1000))
+    throw gatewayError('JOTGATE_RATE_LIMITED', { headers: { 'retry-after': String(retryAfter) } })
+  }
+}
+
+/** Required and optional string fields of a JSON or form body; anything else is a 400. */
+function fields (body: unknown, required: string[], optional: string[], code: 'JOTGATE_BAD_REQUEST' | 'JOTGATE_REFRESH_INVALID' = 'JOTGATE_BAD_REQUEST'): Record<string, string | undefined> {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw gatewayError('JOTGATE_BAD_REQUEST', { reason: 'body-not-object' })
+  const b = body as Record<string, unknown>
+  const out: Record<string, string | undefined> = {}
+  for (const name of [...required, ...optional]) {
+    const value = b[name]
+    if (value === undefined && optional.includes(name)) continue
+    if (typeof value !== 'string' || value.length === 0 || value.length > 4096) {
+      throw gatewayError(value === undefined ? 'JOTGATE_BAD_REQUEST' : code, { reason: `field-${name}` })
+    }
+    out[name] = value
+  }
+  return out
+}
+
+function storeDown (err: unknown): unknown {
+  if (err instanceof StoreUnavailableError) return gatewayError('JOTGATE_STORE_UNAVAILABLE', { reason: 'store-down', cause: err })
+  if (isGatewayError(err)) return err
+  return err
+}
