@@ -35,8 +35,11 @@ export interface Gateway {
   store: Store
   state: GatewayState
   generation: () => Generation
-  /** Swaps in a new config; throws (keeping the old one) when it cannot be built. */
-  reload: (loaded: LoadedConfig) => void
+  /**
+   * Swaps in a new config once its outside keys are fetched; throws (keeping
+   * the old one) when it cannot be built.
+   */
+  reload: (loaded: LoadedConfig) => Promise<void>
   close: () => Promise<void>
 }
 
@@ -49,6 +52,7 @@ export async function buildGateway (loaded: LoadedConfig, options: GatewayOption
   const store = options.store ?? createStore(config.store)
   const deps = { store, log, ...(options.now === undefined ? {} : { now: options.now }) }
   let current = createGeneration(config, deps)
+  await current.start()
   const generation = () => current
   const state: GatewayState = { shuttingDown: false }
   const server = config.server
@@ -129,11 +133,16 @@ export async function buildGateway (loaded: LoadedConfig, options: GatewayOption
     store,
     state,
     generation,
-    reload (next) {
-      current = createGeneration(next.config, deps)
+    async reload (next) {
+      const fresh = createGeneration(next.config, deps)
+      await fresh.start()
+      const old = current
+      current = fresh
+      old.close()
     },
     async close () {
       state.shuttingDown = true
+      current.close()
       await app.close()
       if (admin !== undefined) await admin.close()
       await store.close()

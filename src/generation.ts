@@ -8,6 +8,7 @@ import type { Logger } from 'pino'
 import type { GatewayConfig } from './config/schema.js'
 import { toSeconds } from './config/duration.js'
 import { createKeyTable, type KeyTable } from './keys/key-table.js'
+import type { RemoteIssuerOptions } from './keys/jwks-source.js'
 import { compileRoutes, type RouteTable } from './pipeline/route-table.js'
 import { createTokenVerifier, type TokenVerifier } from './pipeline/verify-token.js'
 import { createRevocationCheck } from './pipeline/check-revocation.js'
@@ -43,6 +44,12 @@ export interface Generation {
   verifyToken: TokenVerifier
   pipeline: Pipeline
   stripHeaders: HeaderStripper
+  /** Fetches the keys of outside issuers (resolves whatever the outcome). */
+  start: () => Promise<void>
+  /** Why this generation cannot serve every issuer yet; empty when it can. */
+  problems: () => string[]
+  /** Stops background key refreshes. */
+  close: () => void
 }
 
 export interface GenerationDeps {
@@ -51,10 +58,16 @@ export interface GenerationDeps {
   now?: () => number
   /** Called when a request passes with the store down and onError: allow. */
   onFailOpen?: (cause: unknown) => void
+  /** Told about every JWKS fetch (metrics). */
+  onJwksFetch?: RemoteIssuerOptions['onFetch']
 }
 
 export function createGeneration (config: GatewayConfig, deps: GenerationDeps): Generation {
-  const keys = createKeyTable(config)
+  const keys = createKeyTable(config, {
+    log: deps.log,
+    ...(deps.now === undefined ? {} : { now: deps.now }),
+    ...(deps.onJwksFetch === undefined ? {} : { onFetch: deps.onJwksFetch })
+  })
   const routes = compileRoutes(config)
   const verifyToken = createTokenVerifier({
     keys,
@@ -76,6 +89,9 @@ export function createGeneration (config: GatewayConfig, deps: GenerationDeps): 
     routes,
     verifyToken,
     pipeline: createPipeline({ routes, verifyToken, checkRevocation }),
-    stripHeaders: createHeaderStripper(config.stripHeaders, mapped)
+    stripHeaders: createHeaderStripper(config.stripHeaders, mapped),
+    start: async () => { await Promise.all(keys.remotes.map((r) => r.start())) },
+    problems: () => keys.remotes.map((r) => r.problem()).filter((p): p is string => p !== undefined),
+    close: () => { for (const r of keys.remotes) r.close() }
   }
 }

@@ -14,7 +14,7 @@ export interface RunningGateway {
   /** Ports actually bound (useful with port 0). */
   ports: { server: number, admin: number | undefined }
   shutdown: (signal: string) => Promise<void>
-  reload: () => boolean
+  reload: () => Promise<boolean>
 }
 
 export function logWarnings (log: Logger, loaded: LoadedConfig): void {
@@ -32,12 +32,20 @@ export async function runGateway (loaded: LoadedConfig, log: Logger, env: NodeJS
     // until it answers; ioredis keeps reconnecting.
     log.warn({ err: (err as Error).message }, 'store not reachable at start')
   }
-  await gateway.app.listen({ host: server.host, port: server.port })
-  const serverPort = portOf(gateway.app.server.address())
+  let serverPort: number
   let adminPort: number | undefined
-  if (gateway.admin !== undefined && admin !== undefined) {
-    await gateway.admin.listen({ host: admin.host, port: admin.port })
-    adminPort = portOf(gateway.admin.server.address())
+  try {
+    await gateway.app.listen({ host: server.host, port: server.port })
+    serverPort = portOf(gateway.app.server.address())
+    if (gateway.admin !== undefined && admin !== undefined) {
+      await gateway.admin.listen({ host: admin.host, port: admin.port })
+      adminPort = portOf(gateway.admin.server.address())
+    }
+  } catch (err) {
+    // EADDRINUSE and the like: without this the open store connection (and
+    // a listener already bound) kept the process alive after the error.
+    await gateway.close().catch(() => {})
+    throw err
   }
   log.info({ port: serverPort, adminPort, host: server.host, routes: loaded.config.routes.length }, 'jotgate listening')
 
@@ -58,7 +66,7 @@ export async function runGateway (loaded: LoadedConfig, log: Logger, env: NodeJS
     return closing
   }
 
-  const reload = (): boolean => {
+  const reload = async (): Promise<boolean> => {
     const file = loaded.file
     try {
       const next = loadConfigFile(file, env)
@@ -67,7 +75,7 @@ export async function runGateway (loaded: LoadedConfig, log: Logger, env: NodeJS
         JSON.stringify(before.store) !== JSON.stringify(next.config.store) || JSON.stringify(before.auth) !== JSON.stringify(next.config.auth)) {
         log.warn('server, admin, store and auth settings take effect only after a restart')
       }
-      gateway.reload(next)
+      await gateway.reload(next)
       logWarnings(log, next)
       log.info({ file, routes: next.config.routes.length }, 'config reloaded')
       return true

@@ -57,9 +57,10 @@ function digest (value: string): Buffer {
 }
 
 /** Why the gateway is not ready; empty when it is. */
-export function readinessProblems (state: GatewayState, store: Store, _gen: Generation): string[] {
+export function readinessProblems (state: GatewayState, store: Store, gen: Generation): string[] {
   const reasons: string[] = []
   if (state.shuttingDown) reasons.push('shutting down')
   if (!store.isHealthy()) reasons.push('store unreachable')
+  reasons.push(...gen.problems())
   return reasons
 }

@@ -11,6 +11,7 @@ import { createTokenVerifier } from '../pipeline/verify-token.js'
 import { createRevocationCheck } from '../pipeline/check-revocation.js'
 import { createStore } from '../store/index.js'
 import { isGatewayError } from '../errors.js'
+import { createLogger } from '../log.js'
 
 const DURATION = new RegExp(DURATION_PATTERN)
 
@@ -76,8 +77,10 @@ async function verify (args: string[], io: CliIo): Promise<number> {
   const loaded = loadForCli(flags.values.config, io)
   if (loaded === undefined) return 1
   const { config } = loaded
+  const keys = createKeyTable(config, { log: createLogger({ level: 'silent' }) })
+  await Promise.all(keys.remotes.map((r) => r.start()))
   const verifyToken = createTokenVerifier({
-    keys: createKeyTable(config),
+    keys,
     clockTolerance: toSeconds(config.tokens.clockTolerance),
     maxLifetime: toSeconds(config.tokens.maxLifetime),
     maxTokenBytes: config.tokens.maxTokenBytes,
@@ -98,6 +101,7 @@ async function verify (args: string[], io: CliIo): Promise<number> {
     io.stderr(err.code)
     return 1
   } finally {
+    for (const r of keys.remotes) r.close()
     await store.close()
   }
 }

@@ -9,6 +9,7 @@ import { createVerifier } from 'fast-jwt'
 import type { Algorithm, GatewayConfig } from '../config/schema.js'
 import { ConfigError } from '../config/problems.js'
 import { loadKeyMaterial, type KeyMaterial } from './material.js'
+import { createRemoteIssuer, type RemoteIssuer, type RemoteIssuerOptions } from './jwks-source.js'
 
 export interface VerifyKey {
   kid: string
@@ -22,7 +23,8 @@ export interface IssuerKeys {
   issuer: string
   /** Accepted `aud` values; undefined: `aud` unchecked. */
   audience: ReadonlySet<string> | undefined
-  byKid: (kid: string) => VerifyKey | undefined
+  /** The key named `kid` (for `alg` when the kid has several); may throw JOTGATE_KEYS_UNAVAILABLE. */
+  byKid: (kid: string, alg: string) => VerifyKey | undefined
   /** Keys of this issuer pinned to `alg` (for tokens without `kid`). */
   byAlg: (alg: string) => readonly VerifyKey[]
   /**
@@ -30,11 +32,13 @@ export interface IssuerKeys {
    * the key after a (rate limited) refetch, or undefined; rejects with
    * JOTGATE_KEYS_UNAVAILABLE when the source is unreachable.
    */
-  refresh?: (kid: string) => Promise<VerifyKey | undefined>
+  refresh?: (kid: string, alg: string) => Promise<VerifyKey | undefined>
 }
 
 export interface KeyTable {
   issuers: ReadonlyMap<string, IssuerKeys>
+  /** Issuers whose keys come from a JWKS: started, reported and closed with the generation. */
+  remotes: readonly RemoteIssuer[]
   /** Every local key, in config order. */
   local: readonly KeyMaterial[]
   /** The key with `sign: true`, if any. */
@@ -64,8 +68,12 @@ export function createStaticIssuer (issuer: string, audience: readonly string[] 
   }
 }
 
-/** Builds the table of local keys; throws ConfigError when a key is unusable. */
-export function createKeyTable (config: GatewayConfig): KeyTable {
+/**
+ * Builds the key table: local keys under `tokens.issuer`, and one remote
+ * source per trusted issuer (not started: see RemoteIssuer.start). Throws
+ * ConfigError when a local key is unusable.
+ */
+export function createKeyTable (config: GatewayConfig, remote?: RemoteIssuerOptions): KeyTable {
   const { keys, problems } = loadKeyMaterial(config.tokens.keys)
   if (problems.length > 0) throw new ConfigError(problems)
   const issuers = new Map<string, IssuerKeys>()
@@ -73,5 +81,7 @@ export function createKeyTable (config: GatewayConfig): KeyTable {
     const verifyKeys = keys.map((k) => createVerifyKey(k.kid, k.alg, k.verifyKey))
     issuers.set(config.tokens.issuer, createStaticIssuer(config.tokens.issuer, config.tokens.audience, verifyKeys))
   }
-  return { issuers, local: keys, signing: keys.find((k) => k.sign) }
+  const remotes = remote === undefined ? [] : config.tokens.trustedIssuers.map((ti) => createRemoteIssuer(ti, remote))
+  for (const r of remotes) issuers.set(r.issuer, r)
+  return { issuers, remotes, local: keys, signing: keys.find((k) => k.sign) }
 }

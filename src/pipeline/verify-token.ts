@@ -59,7 +59,7 @@ export function createTokenVerifier (options: TokenVerifierOptions): TokenVerifi
     if (key !== undefined) return finish(key)
     if (kid !== undefined && issuer.refresh !== undefined) {
       // A remote issuer may have rotated: one rate-limited refetch decides.
-      return issuer.refresh(kid).then((k) => {
+      return issuer.refresh(kid, alg).then((k) => {
         if (k === undefined) throw gatewayError('JOTGATE_TOKEN_KEY_UNKNOWN', { reason: 'kid-unknown' })
         return finish(k)
       })
@@ -77,7 +77,10 @@ export function createTokenVerifier (options: TokenVerifierOptions): TokenVerifi
       if (isGatewayError(cause)) throw cause
       const code = (cause as { code?: string }).code
       if (code === 'FAST_JWT_INVALID_ALGORITHM') throw gatewayError('JOTGATE_TOKEN_ALGORITHM', { reason: 'alg-rejected', cause })
-      if (code === 'FAST_JWT_INVALID_SIGNATURE' || code === 'FAST_JWT_MISSING_SIGNATURE') {
+      // VERIFY_ERROR: node:crypto threw on the signature bytes (an ECDSA
+      // signature of the wrong length, say); the token is well formed and
+      // its signature simply does not verify with this key.
+      if (code === 'FAST_JWT_INVALID_SIGNATURE' || code === 'FAST_JWT_MISSING_SIGNATURE' || code === 'FAST_JWT_VERIFY_ERROR') {
         throw gatewayError('JOTGATE_TOKEN_SIGNATURE', { reason: 'signature', cause })
       }
       throw gatewayError('JOTGATE_TOKEN_MALFORMED', { reason: 'verifier', cause })
@@ -99,7 +102,7 @@ export function createTokenVerifier (options: TokenVerifierOptions): TokenVerifi
 }
 
 function selectKey (issuer: IssuerKeys, kid: string | undefined, alg: string): VerifyKey | undefined {
-  if (kid !== undefined) return issuer.byKid(kid)
+  if (kid !== undefined) return issuer.byKid(kid, alg)
   // Without kid the key is unambiguous only when exactly one has this alg.
   const candidates = issuer.byAlg(alg)
   if (candidates.length === 1) return candidates[0]
