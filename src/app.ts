@@ -15,6 +15,7 @@ import { registerProxy } from './proxy/register.js'
 import { registerAuthRoutes } from './auth/routes.js'
 import { buildAdmin } from './admin/server.js'
 import { createStore } from './store/index.js'
+import { createMetrics, type Metrics } from './admin/metrics.js'
 import type { Store } from './store/types.js'
 
 export interface GatewayOptions {
@@ -33,6 +34,7 @@ export interface Gateway {
   app: FastifyInstance
   admin: FastifyInstance | undefined
   store: Store
+  metrics: Metrics
   state: GatewayState
   generation: () => Generation
   /**
@@ -49,8 +51,18 @@ const REQUEST_ID = /^[\x21-\x7e]{1,128}$/
 export async function buildGateway (loaded: LoadedConfig, options: GatewayOptions): Promise<Gateway> {
   const { config } = loaded
   const log = options.logger
-  const store = options.store ?? createStore(config.store)
-  const deps = { store, log, ...(options.now === undefined ? {} : { now: options.now }) }
+  const metrics = createMetrics()
+  const store = metrics.instrumentStore(options.store ?? createStore(config.store))
+  const deps = {
+    store,
+    log,
+    ...(options.now === undefined ? {} : { now: options.now }),
+    onFailOpen: (cause: unknown) => {
+      metrics.failOpen()
+      log.warn({ reason: 'store-fail-open', err: cause }, 'store unavailable; token accepted (store.onError: allow)')
+    },
+    onJwksFetch: metrics.jwksFetch
+  }
   let current = createGeneration(config, deps)
   await current.start()
   const generation = () => current
@@ -111,10 +123,13 @@ export async function buildGateway (loaded: LoadedConfig, options: GatewayOption
   app.addHook('onResponse', async (request, reply) => {
     const refusal = request[kRefusal]
     const ctx = request[kContext]
+    // Label: the configured route, the gateway's own endpoint, never the raw path.
+    const route = ctx?.route?.label ?? (request.routeOptions.url === '/*' || request.routeOptions.url === undefined ? '(none)' : request.routeOptions.url)
+    metrics.request(route, request.method, reply.statusCode, refusal?.code, reply.elapsedTime / 1000)
     log.info({
       reqId: request.id,
       method: request.method,
-      route: ctx?.route?.label ?? null,
+      route,
       status: reply.statusCode,
       code: refusal?.code ?? null,
       reason: refusal?.reason ?? null,
@@ -122,15 +137,16 @@ export async function buildGateway (loaded: LoadedConfig, options: GatewayOption
     }, 'request')
   })
 
-  await registerAuthRoutes(app, { auth: config.auth, store, generation, ...(options.now === undefined ? {} : { now: options.now }) })
-  await app.register(async (scope) => { await registerProxy(scope, { server, generation }) })
+  await registerAuthRoutes(app, { auth: config.auth, store, generation, onLogin: metrics.login, ...(options.now === undefined ? {} : { now: options.now }) })
+  await app.register(async (scope) => { await registerProxy(scope, { server, generation, onUpstream: metrics.upstream }) })
 
-  const admin = config.admin === undefined ? undefined : buildAdmin({ config: config.admin, logger: log, store, state, generation })
+  const admin = config.admin === undefined ? undefined : buildAdmin({ config: config.admin, logger: log, store, state, generation, metrics })
 
   return {
     app,
     admin,
     store,
+    metrics,
     state,
     generation,
     async reload (next) {

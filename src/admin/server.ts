@@ -11,6 +11,7 @@ import type { Store } from '../store/types.js'
 import type { Generation } from '../generation.js'
 import type { GatewayState } from '../app.js'
 import { registerRevocationRoute } from './revocations.js'
+import type { Metrics } from './metrics.js'
 
 export interface AdminOptions {
   config: NonNullable<GatewayConfig['admin']>
@@ -18,9 +19,10 @@ export interface AdminOptions {
   store: Store
   state: GatewayState
   generation: () => Generation
+  metrics: Metrics
 }
 
-export function buildAdmin ({ config, logger, store, state, generation }: AdminOptions): FastifyInstance {
+export function buildAdmin ({ config, logger, store, state, generation, metrics }: AdminOptions): FastifyInstance {
   const admin = Fastify({ loggerInstance: logger.child({ listener: 'admin' }) as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }), forceCloseConnections: true, bodyLimit: 4096 })
   const send = (reply: FastifyReply, err: GatewayError) => reply.code(err.statusCode).send(errorBody(err))
 
@@ -36,6 +38,10 @@ export function buildAdmin ({ config, logger, store, state, generation }: AdminO
     const reasons = readinessProblems(state, store, generation())
     if (reasons.length > 0) return reply.code(503).send({ status: 'unavailable', reasons })
     return { status: 'ready' }
+  })
+
+  admin.get('/metrics', async (_request, reply) => {
+    return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics())
   })
 
   // Writes need the admin token when one is configured (compared in constant time).

@@ -21,13 +21,15 @@ export interface AuthRouteOptions {
   store: Store
   generation: () => Generation
   now?: () => number
+  /** Told the outcome of every login attempt (metrics). */
+  onLogin?: (outcome: 'success' | 'failed' | 'rate_limited' | 'error') => void
 }
 
 interface Runtime { sessions: SessionService, credentials: CredentialSource | undefined }
 
 const OTHER_METHODS = ['GET', 'HEAD', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']
 
-export async function registerAuthRoutes (app: FastifyInstance, { auth, store, generation, now }: AuthRouteOptions): Promise<void> {
+export async function registerAuthRoutes (app: FastifyInstance, { auth, store, generation, now, onLogin }: AuthRouteOptions): Promise<void> {
   app.get('/.well-known/jwks.json', async (_request, reply) => {
     const doc = jwksDocument(generation().keys.local)
     if (doc.keys.length === 0) throw gatewayError('JOTGATE_ROUTE_NOT_FOUND', { reason: 'no-public-keys' })
@@ -72,9 +74,22 @@ export async function registerAuthRoutes (app: FastifyInstance, { auth, store, g
     }
 
     const windowMs = toMs(auth.rateLimit.window)
+    const maxAttempts = auth.rateLimit.max
     post(`${auth.basePath}/login`, async (request) => {
+      try {
+        const pair = await login(request)
+        onLogin?.('success')
+        return pair
+      } catch (err) {
+        const code = (err as { code?: string }).code
+        onLogin?.(code === 'JOTGATE_LOGIN_FAILED' ? 'failed' : code === 'JOTGATE_RATE_LIMITED' ? 'rate_limited' : 'error')
+        throw err
+      }
+    })
+
+    async function login (request: FastifyRequest) {
       const body = fields(request.body, ['username', 'password'], ['client_id'])
-      await rateLimit(store, request.ip, body.username!, auth.rateLimit.max, windowMs)
+      await rateLimit(store, request.ip, body.username!, maxAttempts, windowMs)
       const clients = generation().config.auth?.clients
       let client: string | undefined
       if (clients !== undefined) {
@@ -90,7 +105,7 @@ export async function registerAuthRoutes (app: FastifyInstance, { auth, store, g
       const pair = await rt.sessions.login(identity, client)
       request.log.info({ reason: 'login', sub: identity.sub, client }, 'login')
       return pair
-    })
+    }
 
     post(`${auth.basePath}/refresh`, async (request) => {
       const body = fields(request.body, ['refresh_token'], [], 'JOTGATE_REFRESH_INVALID')
@@ -144,9 +159,11 @@ function fields (body: unknown, required: string[], optional: string[], code: 'J
   for (const name of [...required, ...optional]) {
     const value = b[name]
     if (value === undefined && optional.includes(name)) continue
-    if (typeof value !== 'string' || value.length === 0 || value.length > 4096) {
-      throw gatewayError(value === undefined ? 'JOTGATE_BAD_REQUEST' : code, { reason: `field-${name}` })
-    }
+    // A missing field or one of the wrong type (a number, an array from a
+    // repeated form field, an object) is a malformed request: 400 whatever
+    // the endpoint. Only a string that cannot be right takes `code`.
+    if (typeof value !== 'string') throw gatewayError('JOTGATE_BAD_REQUEST', { reason: `field-${name}` })
+    if (value.length === 0 || value.length > 4096) throw gatewayError(code, { reason: `field-${name}` })
     out[name] = value
   }
   return out

@@ -21,9 +21,16 @@ const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']
 export interface ProxyOptions {
   server: GatewayConfig['server']
   generation: () => Generation
+  /** Told how long the upstream took to answer with headers (metrics). */
+  onUpstream?: (route: string, seconds: number) => void
 }
 
-export async function registerProxy (app: FastifyInstance, { server, generation }: ProxyOptions): Promise<void> {
+const kUpstreamStart = Symbol('jotgate.upstreamStart')
+declare module 'fastify' {
+  interface FastifyRequest { [kUpstreamStart]?: number }
+}
+
+export async function registerProxy (app: FastifyInstance, { server, generation, onUpstream }: ProxyOptions): Promise<void> {
   const upstreamTimeout = toMs(server.upstreamTimeout)
 
   app.addHook('onRequest', async (request) => {
@@ -50,13 +57,20 @@ export async function registerProxy (app: FastifyInstance, { server, generation 
         const code = (error as { statusCode?: number }).statusCode === 504 ? 'JOTGATE_UPSTREAM_TIMEOUT' : 'JOTGATE_UPSTREAM_UNAVAILABLE'
         reply.send(gatewayError(code, { reason: code === 'JOTGATE_UPSTREAM_TIMEOUT' ? 'upstream-timeout' : 'upstream-error', cause: error }))
       },
+      onResponse: (request, reply, res) => {
+        const req = request as FastifyRequest
+        const start = req[kUpstreamStart]
+        if (onUpstream !== undefined && start !== undefined) onUpstream(req[kContext]!.route!.label, (performance.now() - start) / 1000)
+        reply.send((res as unknown as { stream: NodeJS.ReadableStream }).stream)
+      },
       // reply-from retries a GET that got 503 up to ten times by default; a
       // gateway passes the upstream's answer back unchanged instead.
       retryDelay: () => null
     },
     handler: (request, reply, _dest, options) => {
       const ctx = (request as FastifyRequest)[kContext]!
-      const target = (request as FastifyRequest).raw[kTarget]!
+      const target = (request as FastifyRequest).raw[kTarget]!;
+      (request as FastifyRequest)[kUpstreamStart] = performance.now()
       return (reply as FastifyReply).from(ctx.route!.forwardPath(ctx.path) + target.query, options)
     }
   }
@@ -72,6 +86,7 @@ function rewriteRequestHeaders (
   const ctx = request[kContext]!
   const route = ctx.route!
   gen.stripHeaders.strip(headers)
+  stripUnderscoreAliases(headers, gen)
   if (route.auth !== 'none' && !route.forwardAuthorization) delete headers.authorization
   // Set last: nothing the client sent (not even a Connection header naming
   // one of these) can replace or remove what the token says.
@@ -79,4 +94,16 @@ function rewriteRequestHeaders (
   headers['x-request-id'] = request.id
   setForwardedHeaders(headers, { remoteAddress: request.raw.socket.remoteAddress, host: request.headers.host, proto: 'http' }, trustProxy)
   return headers
+}
+
+/**
+ * CGI-style upstreams (WSGI, Rack, PHP) read `X_User_Id` and `X-User-Id`
+ * as the same HTTP_X_USER_ID, so a client could smuggle an identity header
+ * past a dash-only strip list (oauth2-proxy GHSA-vjrc-mh2v-45x6). An
+ * incoming name that becomes a stripped one with `_` read as `-` goes too.
+ */
+function stripUnderscoreAliases (headers: Headers, gen: Generation): void {
+  for (const key of Object.keys(headers)) {
+    if (key.includes('_') && gen.stripHeaders.matches(key.toLowerCase().replaceAll('_', '-'))) delete headers[key]
+  }
 }

@@ -1,0 +1,74 @@
+/**
+ * Prometheus metrics (prom-client), one registry per gateway. Every series
+ * is prefixed `jotgate_`; labels are bounded: configured route paths (never
+ * raw request paths), exact status codes, error codes from the catalogue.
+ */
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import type { Store } from '../store/types.js'
+
+export interface Metrics {
+  registry: Registry
+  request: (route: string, method: string, status: number, code: string | undefined, seconds: number) => void
+  upstream: (route: string, seconds: number) => void
+  login: (outcome: 'success' | 'failed' | 'rate_limited' | 'error') => void
+  jwksFetch: (issuer: string, outcome: string) => void
+  failOpen: () => void
+}
+
+const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+
+export function createMetrics (): Metrics & { instrumentStore: (store: Store) => Store } {
+  const registry = new Registry()
+  collectDefaultMetrics({ register: registry, prefix: 'jotgate_' })
+  const requests = new Counter({ name: 'jotgate_requests_total', help: 'Requests answered, by route, method and status', labelNames: ['route', 'method', 'status'], registers: [registry] })
+  const refusals = new Counter({ name: 'jotgate_refusals_total', help: 'Requests refused by the gateway itself, by error code', labelNames: ['code'], registers: [registry] })
+  const duration = new Histogram({ name: 'jotgate_request_duration_seconds', help: 'Whole request time in the gateway', labelNames: ['route'], buckets: LATENCY_BUCKETS, registers: [registry] })
+  const upstream = new Histogram({ name: 'jotgate_upstream_duration_seconds', help: 'Time until the upstream answered with headers', labelNames: ['route'], buckets: LATENCY_BUCKETS, registers: [registry] })
+  const storeDuration = new Histogram({ name: 'jotgate_store_duration_seconds', help: 'Store call time', labelNames: ['op'], buckets: LATENCY_BUCKETS, registers: [registry] })
+  const storeErrors = new Counter({ name: 'jotgate_store_errors_total', help: 'Store calls that failed (unreachable, timeout)', labelNames: ['op'], registers: [registry] })
+  const failOpen = new Counter({ name: 'jotgate_store_fail_open_total', help: 'Tokens let through unchecked while the store was down (store.onError: allow)', registers: [registry] })
+  const jwks = new Counter({ name: 'jotgate_jwks_fetches_total', help: 'JWKS fetches of outside issuers, by outcome', labelNames: ['issuer', 'outcome'], registers: [registry] })
+  const logins = new Counter({ name: 'jotgate_logins_total', help: 'Login attempts, by outcome', labelNames: ['outcome'], registers: [registry] })
+  const revocations = new Counter({ name: 'jotgate_revocations_total', help: 'Revocations written, by kind', labelNames: ['kind'], registers: [registry] })
+
+  const instrumentStore = (store: Store): Store => {
+    const timed = <A extends unknown[], R>(op: string, fn: (...args: A) => Promise<R>, after?: () => void) => async (...args: A): Promise<R> => {
+      const end = storeDuration.startTimer({ op })
+      try {
+        const result = await fn(...args)
+        after?.()
+        return result
+      } catch (err) {
+        storeErrors.inc({ op })
+        throw err
+      } finally {
+        end()
+      }
+    }
+    return {
+      ...store,
+      isRevoked: timed('is_revoked', store.isRevoked),
+      revokeJti: timed('revoke', store.revokeJti, () => revocations.inc({ kind: 'jti' })),
+      revokeSid: timed('revoke', store.revokeSid, () => revocations.inc({ kind: 'sid' })),
+      revokeSub: timed('revoke', store.revokeSub, () => revocations.inc({ kind: 'sub' })),
+      subRevokedAt: timed('sub_revoked_at', store.subRevokedAt),
+      putRefresh: timed('put_refresh', store.putRefresh),
+      spendRefresh: timed('spend_refresh', store.spendRefresh),
+      hit: timed('rate_limit', store.hit)
+    }
+  }
+
+  return {
+    registry,
+    instrumentStore,
+    request (route, method, status, code, seconds) {
+      requests.inc({ route, method, status: String(status) })
+      duration.observe({ route }, seconds)
+      if (code !== undefined) refusals.inc({ code })
+    },
+    upstream: (route, seconds) => upstream.observe({ route }, seconds),
+    login: (outcome) => logins.inc({ outcome }),
+    jwksFetch: (issuer, outcome) => jwks.inc({ issuer, outcome }),
+    failOpen: () => failOpen.inc()
+  }
+}
