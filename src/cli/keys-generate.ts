@@ -4,7 +4,7 @@
  */
 import { generateKeyPair, randomBytes, type KeyObject } from 'node:crypto'
 import { access, mkdir, open, unlink } from 'node:fs/promises'
-import { join } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
 import { parseArgs, promisify } from 'node:util'
 import { Document } from 'yaml'
 import { ALGORITHMS, type Algorithm } from '../config/schema.js'
@@ -25,8 +25,12 @@ or DIR/<kid>.secret (${HS_SECRET_BYTES} random bytes, 0600) for HS*. Existing fi
   RS*, PS*  RSA ${DEFAULT_RSA_BITS} bits (a safer default than the 2048-bit minimum)
   ES256/384/512  P-256 / P-384 / P-521;  EdDSA  Ed25519
 Without --kid: the RFC 7638 thumbprint of the public key, or a random id for HS*.
-Prints the kid, then the entry to paste into tokens.keys.`
+Prints the kid, then the entry to paste into tokens.keys (its file path is DIR as
+given; in the config, relative paths are read from the config file's folder).`
 
+const OPTIONS = {
+  alg: { type: 'string' }, kid: { type: 'string' }, out: { type: 'string' }, help: { type: 'boolean', short: 'h' }
+} as const
 const generatePair = promisify(generateKeyPair)
 
 interface Output { file: string, data: Buffer | string, mode: number }
@@ -34,30 +38,20 @@ interface Output { file: string, data: Buffer | string, mode: number }
 export async function run (args: string[], io: CliIo): Promise<number> {
   let values
   try {
-    ({ values } = parseArgs({
-      args,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        alg: { type: 'string' },
-        kid: { type: 'string' },
-        out: { type: 'string' },
-        help: { type: 'boolean', short: 'h' }
-      }
-    }))
+    ({ values } = parseArgs({ args, options: OPTIONS, strict: true, allowPositionals: false }))
   } catch (err) {
-    return usage(io, (err as Error).message)
+    return error(io, 2, (err as Error).message)
   }
   if (values.help === true) {
     io.stdout(HELP)
     return 0
   }
   const alg = values.alg
-  if (alg === undefined) return usage(io, '--alg is required')
-  if (!isAlgorithm(alg)) return usage(io, `--alg must be one of ${ALGORITHMS.join(', ')}`)
-  if (values.out === undefined || values.out === '') return usage(io, '--out DIR is required')
+  if (alg === undefined) return error(io, 2, '--alg is required')
+  if (!isAlgorithm(alg)) return error(io, 2, `--alg must be one of ${ALGORITHMS.join(', ')}`)
+  if (values.out === undefined || values.out === '') return error(io, 2, '--out DIR is required')
   if (values.kid !== undefined && !KID_PATTERN.test(values.kid)) {
-    return usage(io, '--kid must be 1 to 128 of A-Z a-z 0-9 . _ - and not start with a dot')
+    return error(io, 2, '--kid must be 1 to 128 of A-Z a-z 0-9 . _ - and not start with a dot')
   }
   const dir = values.out
 
@@ -80,26 +74,9 @@ export async function run (args: string[], io: CliIo): Promise<number> {
     entry = { kid, alg, privateKeyFile: keyFile, sign: true }
   }
 
-  for (const { file } of outputs) {
-    if (await exists(file)) return fail(io, `${file} already exists; refusing to overwrite it`)
-  }
-  try {
-    await mkdir(dir, { recursive: true })
-  } catch (err) {
-    return fail(io, `cannot create ${dir} (${errorCode(err)})`)
-  }
-  const written: string[] = []
-  for (const output of outputs) {
-    try {
-      await writeExclusive(output)
-      written.push(output.file)
-    } catch (err) {
-      // Leave no half-written pair behind (e.g. a private key without its public key).
-      await Promise.all(written.map(async (file) => await unlink(file).catch(() => undefined)))
-      if (errorCode(err) === 'EEXIST') return fail(io, `${output.file} already exists; refusing to overwrite it`)
-      return fail(io, `cannot write ${output.file} (${errorCode(err)})`)
-    }
-  }
+  const problem = await writeAll(dir, outputs)
+  if (problem !== undefined) return error(io, 1, problem)
+  // Two lines on stdout so scripts can take the kid with `head -1`.
   io.stdout(kid)
   io.stdout(`- ${flowYaml(entry)}`)
   return 0
@@ -116,6 +93,30 @@ async function generate (alg: Algorithm): Promise<{ publicKey: KeyObject, privat
   return await generatePair('rsa', { modulusLength: DEFAULT_RSA_BITS })
 }
 
+/** Writes every file or none; returns what went wrong. */
+async function writeAll (dir: string, outputs: Output[]): Promise<string | undefined> {
+  for (const { file } of outputs) {
+    if (await exists(file)) return refused(file)
+  }
+  try {
+    await makeDir(dir)
+  } catch (err) {
+    return `cannot create ${dir} (${errorCode(err)})`
+  }
+  for (const [i, output] of outputs.entries()) {
+    try {
+      await writeExclusive(output)
+    } catch (err) {
+      // Leave no half-written pair behind (e.g. a private key without its public key).
+      for (const { file } of outputs.slice(0, i)) await unlink(file).catch(() => undefined)
+      return errorCode(err) === 'EEXIST' ? refused(output.file) : `cannot write ${output.file} (${errorCode(err)})`
+    }
+  }
+  return undefined
+}
+
+const refused = (file: string): string => `${file} already exists; refusing to overwrite it`
+
 /** 'wx' fails instead of following a file or symlink planted since the check. */
 async function writeExclusive ({ file, data, mode }: Output): Promise<void> {
   const handle = await open(file, 'wx', mode)
@@ -128,9 +129,22 @@ async function writeExclusive ({ file, data, mode }: Output): Promise<void> {
   }
 }
 
-async function exists (file: string): Promise<boolean> {
-  return await access(file).then(() => true, () => false)
+/**
+ * `mkdir -p` by hand: Node's `{ recursive: true }` spins forever at 100% CPU
+ * where mkdir answers ENOENT under an existing parent (e.g. under /proc).
+ */
+async function makeDir (dir: string): Promise<void> {
+  const missing: string[] = []
+  for (let current = resolve(dir); !(await exists(current)); current = dirname(current)) {
+    missing.unshift(current)
+    if (dirname(current) === current) break
+  }
+  for (const path of missing) {
+    await mkdir(path).catch((err: unknown) => { if (errorCode(err) !== 'EEXIST') throw err })
+  }
 }
+
+const exists = async (file: string): Promise<boolean> => await access(file).then(() => true, () => false)
 
 /** A YAML flow mapping, quoting whatever needs it (a numeric kid, a path with a comma). */
 function flowYaml (entry: Record<string, unknown>): string {
@@ -140,16 +154,10 @@ function flowYaml (entry: Record<string, unknown>): string {
   return doc.toString({ lineWidth: 0 }).trimEnd()
 }
 
-function errorCode (err: unknown): string {
-  return (err as NodeJS.ErrnoException).code ?? String(err)
-}
+const errorCode = (err: unknown): string => (err as NodeJS.ErrnoException).code ?? String(err)
 
-function usage (io: CliIo, message: string): number {
+/** One line on stderr; exit code 2 for usage errors, 1 for failures. */
+function error (io: CliIo, code: 1 | 2, message: string): number {
   io.stderr(`error: ${message}`)
-  return 2
-}
-
-function fail (io: CliIo, message: string): number {
-  io.stderr(`error: ${message}`)
-  return 1
+  return code
 }

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { createPrivateKey, createPublicKey } from 'node:crypto'
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parse as parseYaml } from 'yaml'
@@ -80,6 +80,20 @@ t.test('never overwrites', async (t) => {
   }
   // The EdDSA refusal happened before writing k.key.pem.
   t.throws(() => statSync(join(dir, 'k.key.pem')), { code: 'ENOENT' })
+})
+
+t.test('an --out that cannot be created fails with exit 1, without hanging', async (t) => {
+  const dir = tempDir(t)
+  writeFileSync(join(dir, 'file'), '')
+  symlinkSync(join(dir, 'nowhere'), join(dir, 'dangling'))
+  const outs = [join(dir, 'file', 'keys'), join(dir, 'dangling', 'keys')]
+  // procfs answers ENOENT to mkdir, which makes Node's recursive mkdir spin forever.
+  if (existsSync('/proc/self')) outs.push('/proc/jotgate-test/keys')
+  for (const out of outs) {
+    const { io, err } = capture()
+    t.equal(await run(['--alg', 'HS256', '--out', out], io), 1, out)
+    t.match(err, [/^error: cannot create /])
+  }
 })
 
 const usageErrors: Array<[string, string[]]> = [
