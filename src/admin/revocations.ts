@@ -8,6 +8,9 @@ import { createRevoker } from '../store/revoker.js'
 import type { Store } from '../store/types.js'
 import type { Generation } from '../generation.js'
 
+/** 9999-12-31T23:59:59Z, in seconds. */
+const MAX_EXP = 253_402_300_799
+
 export type RevocationRequest = { jti: string, exp: number } | { sid: string } | { sub: string }
 
 /** Validates a revocation body; throws JOTGATE_BAD_REQUEST saying what is wrong. */
@@ -23,7 +26,9 @@ export function parseRevocation (body: unknown): RevocationRequest {
   const allowed = kind === 'jti' ? ['jti', 'exp'] : [kind]
   if (Object.keys(b).some((k) => !allowed.includes(k))) throw bad('unknown-field')
   if (kind === 'jti') {
-    if (typeof b.exp !== 'number' || !Number.isFinite(b.exp) || b.exp <= 0) throw bad('exp-type')
+    // A NumericDate (RFC 7519 section 2) no later than year 9999: beyond
+    // that it is not a real `exp`, and Redis would refuse the expiry (503).
+    if (typeof b.exp !== 'number' || !Number.isFinite(b.exp) || b.exp <= 0 || b.exp > MAX_EXP) throw bad('exp-type')
     return { jti: value, exp: b.exp }
   }
   return kind === 'sid' ? { sid: value } : { sub: value }

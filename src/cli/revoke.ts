@@ -24,6 +24,12 @@ export async function run (args: string[], io: CliIo): Promise<number> {
   }
   const loaded = loadForCli(flags.values.config, io)
   if (loaded === undefined) return 1
+  if (loaded.config.store.type === 'memory') {
+    // A memory store lives inside the running gateway: a new one here would
+    // "revoke" into a store nobody reads.
+    io.stderr('store.type: memory cannot be reached from another process; use the admin API (POST /revocations)')
+    return 1
+  }
   const store = createStore(loaded.config.store)
   try {
     await store.ready(3000)

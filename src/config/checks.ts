@@ -10,6 +10,7 @@ import { checkKeyMaterial } from '../keys/material.js'
 import { readUsersFile } from '../auth/credentials.js'
 
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
+const WILDCARD = new Set(['0.0.0.0', '::', '[::]'])
 const GLOB_HEADER = /^[!#$%&'+.^_`|~0-9A-Za-z-]+\*?$/
 
 export function checkConfig (config: GatewayConfig, warnings: ConfigWarning[]): ConfigProblem[] {
@@ -63,13 +64,21 @@ export function checkConfig (config: GatewayConfig, warnings: ConfigWarning[]): 
   if (store.onError === 'allow') {
     warn('JOTGATE_W_FAIL_OPEN', 'store.onError', 'allow: while the store is down, revoked tokens are accepted')
   }
+  if (toMs(store.commandTimeout) > 900) {
+    // Auto-pipelined commands can wait for the batch before them to time out,
+    // so a request may take twice this long while Redis hangs.
+    warn('JOTGATE_W_COMMAND_TIMEOUT', 'store.commandTimeout', 'over 900ms: with Redis hung, requests may take over 2 s to fail')
+  }
   if (store.sentinels !== undefined && store.name === undefined) add('store.name', 'is required with store.sentinels (the Sentinel master name)')
   if (store.sentinels !== undefined && store.cluster !== undefined) add('store', 'use either sentinels or cluster, not both')
   if (store.type === 'redis' && store.sentinels === undefined && store.cluster === undefined && !/^rediss?:\/\//.test(store.url)) {
     add('store.url', 'must be a redis:// or rediss:// URL')
   }
 
-  if (admin !== undefined && admin.port !== 0 && admin.port === server.port && admin.host === server.host) {
+  // A wildcard address (0.0.0.0, ::) takes the port on every interface, so it
+  // collides with any host on the same port (EADDRINUSE at start).
+  if (admin !== undefined && admin.port !== 0 && admin.port === server.port &&
+    (admin.host === server.host || WILDCARD.has(admin.host) || WILDCARD.has(server.host))) {
     add('admin.port', 'must differ from server.port')
   }
 

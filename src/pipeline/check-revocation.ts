@@ -5,7 +5,7 @@
  * fail-open is reported to the caller (logged and counted).
  */
 import { gatewayError } from '../errors.js'
-import type { Store } from '../store/types.js'
+import { StoreUnavailableError, type Store } from '../store/types.js'
 import type { VerifiedToken } from './context.js'
 
 export type RevocationCheck = (token: VerifiedToken) => Promise<void>
@@ -21,7 +21,11 @@ export function createRevocationCheck (store: Store, onError: 'deny' | 'allow', 
         iat: typeof claims.iat === 'number' ? claims.iat : undefined
       })
     } catch (cause) {
-      if (onError === 'deny') throw gatewayError('JOTGATE_STORE_UNAVAILABLE', { reason: 'store-down', cause })
+      // Only an unreachable store may fail open: any other error (a bug, a
+      // bad reply) is refused whatever onError says.
+      if (onError === 'deny' || !(cause instanceof StoreUnavailableError)) {
+        throw gatewayError('JOTGATE_STORE_UNAVAILABLE', { reason: 'store-down', cause })
+      }
       onFailOpen(cause)
       return
     }

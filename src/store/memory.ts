@@ -41,7 +41,7 @@ export function createMemoryStore (now: () => number = Date.now): Store {
       if (sid !== undefined && get(maps.sid, sid) === true) return true
       if (sub !== undefined) {
         const at = get(maps.sub, sub)
-        if (at !== undefined && (iat === undefined || iat <= at)) return true
+        if (at !== undefined && (iat === undefined || Math.floor(iat) <= at)) return true
       }
       return false
     },
@@ -52,8 +52,13 @@ export function createMemoryStore (now: () => number = Date.now): Store {
       maps.sid.set(sid, { value: true, expiresAt: now() + ttl * 1000 })
     },
     async revokeSub (sub, at, ttl) {
-      const current = get(maps.sub, sub)
-      maps.sub.set(sub, { value: Math.max(at, current ?? at), expiresAt: now() + ttl * 1000 })
+      // Like the Redis script: the cut-off only moves forward, the TTL never shrinks.
+      const current = maps.sub.get(sub)
+      const live = current !== undefined && current.expiresAt > now() ? current : undefined
+      maps.sub.set(sub, {
+        value: Math.max(at, live?.value ?? at),
+        expiresAt: Math.max(now() + ttl * 1000, live?.expiresAt ?? 0)
+      })
     },
     subRevokedAt: async (sub) => get(maps.sub, sub),
     async putRefresh (hash, record) {

@@ -14,10 +14,18 @@ import { StoreUnavailableError, type RefreshRecord, type RevocationSubject, type
 
 type Client = Redis | Cluster
 
+/** How often a failing store is probed with PING. */
+const PROBE_MS = 250
+
+/** 9999-12-31T23:59:59Z: the latest expiry the store writes. */
+const MAX_EXAT = 253_402_300_799
+
 const SCRIPTS = {
-  // A sub's cut-off only moves forward, and its TTL never shrinks.
+  // A sub's cut-off only moves forward, and its TTL never shrinks: KEEPTTL,
+  // since a plain SET drops the TTL and the EXPIRE below would then apply a
+  // shorter one.
   jgRevokeSub: `local cur = tonumber(redis.call('GET', KEYS[1]))
-if cur == nil or cur < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
+if cur == nil or cur < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1], 'KEEPTTL') end
 local ttl = redis.call('TTL', KEYS[1])
 if ttl < tonumber(ARGV[2]) then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
 return 1`,
@@ -77,11 +85,34 @@ export function createRedisStore (store: GatewayConfig['store']): Store {
     hit: (k: string) => `${p}rl:${k}`
   }
 
+  // A hung Redis (connected but not answering) keeps the status 'ready': a
+  // failed command marks the store unhealthy until a command or a PING
+  // answers again, so that /readyz tells the truth even without traffic.
+  let failing = false
+  let probe: NodeJS.Timeout | undefined
+  const recovered = () => {
+    failing = false
+    clearInterval(probe)
+    probe = undefined
+  }
+  const markFailing = () => {
+    failing = true
+    if (probe !== undefined) return
+    probe = setInterval(() => {
+      if (client.status === 'ready') client.ping().then(recovered, () => {})
+    }, PROBE_MS)
+    probe.unref()
+  }
+  client.on('ready', recovered)
+
   async function call<T> (op: () => Promise<T>): Promise<T> {
     if (client.status !== 'ready') throw new StoreUnavailableError(`redis is ${client.status}`)
     try {
-      return await op()
+      const result = await op()
+      if (failing) recovered()
+      return result
     } catch (cause) {
+      markFailing()
       throw new StoreUnavailableError('redis command failed', { cause })
     }
   }
@@ -102,7 +133,7 @@ export function createRedisStore (store: GatewayConfig['store']): Store {
         client.on('ready', onReady)
       })
     },
-    isHealthy: () => client.status === 'ready',
+    isHealthy: () => client.status === 'ready' && !failing,
     isRevoked: ({ jti, sid, sub, iat }: RevocationSubject) => call(async () => {
       const keys: string[] = []
       if (jti !== undefined) keys.push(key.jti(jti))
@@ -114,13 +145,16 @@ export function createRedisStore (store: GatewayConfig['store']): Store {
         const v = values[i]
         if (v === null || v === undefined) continue
         if (i !== subIndex) return true
-        if (iat === undefined || iat <= Number(v)) return true
+        if (iat === undefined || Math.floor(iat) <= Number(v)) return true
       }
       return false
     }),
     revokeJti: (jti, exp) => call(async () => {
       // EXAT: the entry disappears exactly when the token would have expired.
-      await client.set(key.jti(jti), '1', 'EXAT', Math.max(Math.ceil(exp), Math.ceil(Date.now() / 1000) + 1))
+      // Capped at year 9999: Redis refuses larger values (and `1e+300` is not
+      // an integer to it), which would turn a valid revocation into a failure.
+      const at = Math.min(Math.max(Math.ceil(exp), Math.ceil(Date.now() / 1000) + 1), MAX_EXAT)
+      await client.set(key.jti(jti), '1', 'EXAT', at)
     }),
     revokeSid: (sid, ttl) => call(async () => { await client.set(key.sid(sid), '1', 'EX', Math.max(1, Math.ceil(ttl))) }),
     revokeSub: (sub, at, ttl) => call(async () => { await scripts.jgRevokeSub(key.sub(sub), at, Math.max(1, Math.ceil(ttl))) }),
@@ -142,6 +176,7 @@ export function createRedisStore (store: GatewayConfig['store']): Store {
       return { count, resetMs }
     }),
     async close () {
+      clearInterval(probe)
       try {
         await client.quit()
       } catch {

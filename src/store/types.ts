@@ -46,7 +46,10 @@ export interface Store {
   /**
    * True when the token is covered by a revocation: its `jti`, its `sid`, or
    * its `sub` revoked at a time T >= its `iat` (a token without `iat` under a
-   * revoked `sub` counts as revoked: fail closed).
+   * revoked `sub` counts as revoked: fail closed). Cut-offs are whole seconds
+   * (the floor of the revocation time), so a fractional `iat` is compared by
+   * its whole second: a token issued at 1000.3 is covered by a revocation
+   * made at 1000.7 (cut-off 1000).
    */
   isRevoked: (subject: RevocationSubject) => Promise<boolean>
   /** Revokes one token until `exp` (seconds since the epoch) has passed. */

@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 
 t.test('the demo serves the login -> call -> refresh -> logout flow it prints', async (t) => {
-  const env = { ...process.env, JOTGATE_PORT: '0', JOTGATE_ADMIN_PORT: '0', LOG_LEVEL: 'warn' }
+  const env: NodeJS.ProcessEnv = { ...process.env, JOTGATE_PORT: '0', JOTGATE_ADMIN_PORT: '0', LOG_LEVEL: 'warn' }
   delete env.REDIS_URL
   const child = spawn(process.execPath, ['dist/demo/main.js'], { env, stdio: ['ignore', 'pipe', 'pipe'] })
   t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })

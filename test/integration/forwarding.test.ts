@@ -31,7 +31,7 @@ t.test('a request without a token never reaches the upstream', async (t) => {
   const res = await fetch(`${gw.url}/orders`)
   t.equal(res.status, 401)
   t.equal(res.headers.get('www-authenticate'), 'Bearer realm="jotgate"')
-  const body = await res.json() as { code: string, statusCode: number, error: string }
+  const body = await res.json() as { code: string, statusCode: number, error: string, message: string }
   t.same(body, { statusCode: 401, error: 'Unauthorized', code: 'JOTGATE_TOKEN_MISSING', message: body.message })
   t.equal(up.seen.length, 0)
 })
