@@ -52,7 +52,7 @@ export async function buildGateway (loaded: LoadedConfig, options: GatewayOption
   const { config } = loaded
   const log = options.logger
   const metrics = createMetrics()
-  const store = metrics.instrumentStore(options.store ?? createStore(config.store))
+  const store = metrics.instrumentStore(options.store ?? createStore(config, { log }))
   const deps = {
     store,
     log,

@@ -6,6 +6,7 @@ import type { CliIo } from './io.js'
 import { loadForCli, parseFlags } from './args.js'
 import { createStore } from '../store/index.js'
 import { createRevoker } from '../store/revoker.js'
+import { createLogger } from '../log.js'
 
 export async function run (args: string[], io: CliIo): Promise<number> {
   const flags = parseFlags(args, {
@@ -30,7 +31,7 @@ export async function run (args: string[], io: CliIo): Promise<number> {
     io.stderr('store.type: memory cannot be reached from another process; use the admin API (POST /revocations)')
     return 1
   }
-  const store = createStore(loaded.config.store)
+  const store = createStore(loaded.config, { log: createLogger({ level: 'silent' }), follow: false })
   try {
     await store.ready(3000)
     const revoker = createRevoker(loaded.config, store)

@@ -86,7 +86,7 @@ async function verify (args: string[], io: CliIo): Promise<number> {
     maxTokenBytes: config.tokens.maxTokenBytes,
     cacheSize: 0
   })
-  const store = createStore(config.store)
+  const store = createStore(config, { log: createLogger({ level: 'silent' }), follow: false })
   try {
     const verified = await verifyToken(token)
     // Revocation is checked when the store answers; otherwise say so on stderr.

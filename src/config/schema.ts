@@ -168,7 +168,13 @@ export const ConfigSchema = obj({
     keyPrefix: Type.String({ default: 'jotgate:' }),
     onError: Type.Union([Type.Literal('deny'), Type.Literal('allow')], { default: 'deny', errorMessage: 'must be deny or allow' }),
     /** A store call slower than this counts as a store failure. */
-    commandTimeout: Duration('500ms')
+    commandTimeout: Duration('500ms'),
+    /**
+     * Keep a local replica of the revocation list (Redis only): no store
+     * round trip per request; a revocation call returns once every live
+     * instance applied it.
+     */
+    replica: Type.Boolean({ default: false })
   }, { default: {} }),
   tokens: obj({
     issuer: Type.Optional(Type.String({ minLength: 1 })),

@@ -10,6 +10,7 @@
 import { Redis, Cluster, type RedisOptions } from 'ioredis'
 import type { GatewayConfig } from '../config/schema.js'
 import { toMs } from '../config/duration.js'
+import type { FeedBatch, RevocationEvent, RevocationFeed } from './feed.js'
 import { StoreUnavailableError, type RefreshRecord, type RevocationSubject, type SpendResult, type Store } from './types.js'
 
 type Client = Redis | Cluster
@@ -46,7 +47,15 @@ interface ScriptClient {
   jgHit: (key: string, windowMs: number) => Promise<[number, number]>
 }
 
-export function createRedisStore (store: GatewayConfig['store']): Store {
+export interface RedisStore extends Store {
+  /**
+   * The revocation feed for replicas, on the same connection settings.
+   * @param retentionMs how long events stay in the stream (the longest revocation lifetime)
+   */
+  createFeed: (retentionMs: number) => RevocationFeed
+}
+
+export function createRedisStore (store: GatewayConfig['store']): RedisStore {
   const commandTimeout = toMs(store.commandTimeout)
   const base: RedisOptions = {
     enableOfflineQueue: false,
@@ -175,13 +184,94 @@ export function createRedisStore (store: GatewayConfig['store']): Store {
       const [count, resetMs] = await scripts.jgHit(key.hit(k), windowMs)
       return { count, resetMs }
     }),
+    createFeed: (retentionMs) => createFeed(client, p, retentionMs, commandTimeout),
     async close () {
       clearInterval(probe)
-      try {
-        await client.quit()
-      } catch {
-        client.disconnect()
+      await quit(client)
+    }
+  }
+}
+
+async function quit (client: Client): Promise<void> {
+  try {
+    await client.quit()
+  } catch {
+    client.disconnect()
+  }
+}
+
+/**
+ * The feed: a stream of revocation events, a sorted set naming instances and
+ * one ack key per instance whose TTL is its liveness. All keys share one hash
+ * tag so that they live in one Cluster slot.
+ */
+function createFeed (client: Client, prefix: string, retentionMs: number, commandTimeout: number): RevocationFeed {
+  const stream = `${prefix}{rvfeed}:stream`
+  const instances = `${prefix}{rvfeed}:instances`
+  const ack = (id: string) => `${prefix}{rvfeed}:ack:${id}`
+  // Blocking reads hold a connection: they get their own.
+  let blocking: Client | undefined
+  const blocker = (): Client => {
+    if (blocking === undefined) {
+      blocking = client.duplicate()
+      blocking.on('error', () => {})
+    }
+    return blocking
+  }
+  const toEvent = (fields: string[]): RevocationEvent | undefined => {
+    const f: Record<string, string> = {}
+    for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i]!] = fields[i + 1]!
+    if (f.k !== 'jti' && f.k !== 'sid' && f.k !== 'sub') return undefined
+    return { kind: f.k, id: f.i ?? '', expiresAt: Number(f.e), ...(f.a === undefined ? {} : { at: Number(f.a) }) }
+  }
+  const batch = (entries: [string, string[]][], cursor: string): FeedBatch => {
+    const events: RevocationEvent[] = []
+    for (const [, fields] of entries) { const e = toEvent(fields); if (e !== undefined) events.push(e) }
+    return { events, cursor: entries.length > 0 ? entries[entries.length - 1]![0] : cursor }
+  }
+  return {
+    async snapshot () {
+      let start = String(Date.now() - retentionMs)
+      let cursor = '0-0'
+      const events: RevocationEvent[] = []
+      for (;;) {
+        const entries = await client.xrange(stream, start, '+', 'COUNT', 5000) as [string, string[]][]
+        const b = batch(entries, cursor)
+        events.push(...b.events)
+        cursor = b.cursor
+        if (entries.length < 5000) return { events, cursor }
+        start = `(${cursor}`
       }
+    },
+    async read (cursor, blockMs) {
+      const res = await blocker().xread('COUNT', 1000, 'BLOCK', blockMs, 'STREAMS', stream, cursor) as [string, [string, string[]][]][] | null
+      return res === null ? { events: [], cursor } : batch(res[0]![1], cursor)
+    },
+    async publish (event) {
+      const fields = ['k', event.kind, 'i', event.id, 'e', String(event.expiresAt), ...(event.at === undefined ? [] : ['a', String(event.at)])]
+      const id = await client.xadd(stream, 'MINID', '~', String(Date.now() - retentionMs), '*', ...fields)
+      if (id === null) throw new StoreUnavailableError('XADD returned no id')
+      return id
+    },
+    async heartbeat (instance, cursor, ttlMs) {
+      await client.multi()
+        .set(ack(instance), cursor, 'PX', ttlMs)
+        .zadd(instances, Date.now() + ttlMs, instance)
+        .zremrangebyscore(instances, '-inf', Date.now() - 60_000)
+        .exec()
+    },
+    async liveAcks () {
+      // The ack key's TTL (kept by Redis) decides who is live; the sorted
+      // set only lists who might be.
+      const ids = await client.zrangebyscore(instances, Date.now() - 10_000, '+inf')
+      const out = new Map<string, string | undefined>()
+      if (ids.length === 0) return out
+      const acks = await client.mget(ids.map(ack))
+      ids.forEach((id, i) => { const a = acks[i]; if (a !== null && a !== undefined) out.set(id, a) })
+      return out
+    },
+    async close () {
+      if (blocking !== undefined) await quit(blocking)
     }
   }
 }

@@ -30,7 +30,18 @@ export interface ReplicaStore extends Store {
   replicaSize: () => number
 }
 
-export function createReplicaStore (inner: Store, feed: RevocationFeed, log: Logger, now: () => number = Date.now): ReplicaStore {
+export interface ReplicaOptions {
+  /**
+   * false: only publish and wait for acks (the `jotgate revoke` CLI), never
+   * follow the feed nor count as a live instance.
+   */
+  follow?: boolean
+  now?: () => number
+}
+
+export function createReplicaStore (inner: Store, feed: RevocationFeed, log: Logger, options: ReplicaOptions = {}): ReplicaStore {
+  const now = options.now ?? Date.now
+  const follow = options.follow ?? true
   const instance = randomBytes(8).toString('hex')
   const maps = { jti: new Map<string, number>(), sid: new Map<string, number>(), sub: new Map<string, { at: number, expiresAt: number }>() }
   let cursor: string | undefined
@@ -115,7 +126,7 @@ export function createReplicaStore (inner: Store, feed: RevocationFeed, log: Log
     while (now() < deadline) {
       const acks = await feed.liveAcks()
       let pending = 0
-      for (const ack of acks.values()) if (ack === undefined || compareCursor(ack, position) < 0) pending++
+      for (const ack of acks.values()) if (ack !== undefined && compareCursor(ack, position) < 0) pending++
       if (pending === 0) return
       await new Promise((resolve) => setTimeout(resolve, ACK_POLL_MS))
     }
@@ -126,7 +137,7 @@ export function createReplicaStore (inner: Store, feed: RevocationFeed, log: Log
     ...inner,
     async ready (timeoutMs) {
       // The feed loop runs (and retries) whether or not the store answers now.
-      loop ??= run()
+      if (follow) loop ??= run()
       await inner.ready(timeoutMs)
     },
     isRevoked: (subject) => (trusted() ? Promise.resolve(localRevoked(subject)) : inner.isRevoked(subject)),
