@@ -27,17 +27,19 @@ export function decodeToken (token: string, maxBytes: number): DecodedToken {
   }
   const header = decodeSegment(token.slice(0, first), 'header')
   const payload = decodeSegment(token.slice(first + 1, second), 'payload')
-  const signature = token.slice(second + 1)
-  if (signature.length === 0) throw gatewayError('JOTGATE_TOKEN_SIGNATURE', { reason: 'signature-empty' })
-  if (!isCanonical(signature)) throw gatewayError('JOTGATE_TOKEN_MALFORMED', { reason: 'signature-encoding' })
-
   if (typeof header.alg !== 'string') throw gatewayError('JOTGATE_TOKEN_MALFORMED', { reason: 'alg-missing' })
   // RFC 8725 section 3.1: `none` is never accepted, whatever its spelling.
+  // Checked before the signature: an unsecured JWS has an empty one
+  // (RFC 7515 appendix A.5), and it must be refused as an algorithm.
   if (header.alg.toLowerCase() === 'none') throw gatewayError('JOTGATE_TOKEN_ALGORITHM', { reason: 'alg-none' })
   for (const name of UNSUPPORTED_HEADER) {
     if (Object.hasOwn(header, name)) throw gatewayError('JOTGATE_TOKEN_MALFORMED', { reason: `header-${name}` })
   }
   if (header.kid !== undefined && typeof header.kid !== 'string') throw gatewayError('JOTGATE_TOKEN_MALFORMED', { reason: 'kid-type' })
+
+  const signature = token.slice(second + 1)
+  if (signature.length === 0) throw gatewayError('JOTGATE_TOKEN_SIGNATURE', { reason: 'signature-empty' })
+  if (!isCanonical(signature)) throw gatewayError('JOTGATE_TOKEN_MALFORMED', { reason: 'signature-encoding' })
   return { header, payload }
 }
 

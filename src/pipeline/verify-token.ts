@@ -27,18 +27,27 @@ export interface TokenVerifierOptions {
 
 export type TokenVerifier = (token: string) => VerifiedToken | Promise<VerifiedToken>
 
+interface CacheEntry {
+  verified: VerifiedToken
+  issuer: IssuerKeys
+  key: VerifyKey
+}
+
 /** Claims that, when present, must be strings (they key revocation and identity). */
 const STRING_CLAIMS = ['iss', 'sub', 'jti', 'sid', 'azp'] as const
 
 export function createTokenVerifier (options: TokenVerifierOptions): TokenVerifier {
   const { keys, clockTolerance, maxLifetime, maxTokenBytes } = options
   const now = options.now ?? Date.now
-  const cache = options.cacheSize > 0 ? new LruMap<VerifiedToken>(options.cacheSize) : undefined
+  const cache = options.cacheSize > 0 ? new LruMap<CacheEntry>(options.cacheSize) : undefined
 
   return function verifyToken (token) {
     const cached = cache?.get(token)
-    // An entry lives until exp + tolerance, the moment the token would fail anyway.
-    if (cached !== undefined && now() / 1000 < cached.exp + clockTolerance) return cached
+    // An entry lives until exp + tolerance, the moment the token would fail
+    // anyway, and only while its key is still the one the issuer serves: a
+    // key removed from a JWKS (or gone stale) stops its tokens at once.
+    if (cached !== undefined && now() / 1000 < cached.verified.exp + clockTolerance &&
+      cached.issuer.byKid(cached.key.kid, cached.key.alg) === cached.key) return cached.verified
     const { header, payload } = decodeToken(token, maxTokenBytes)
     for (const claim of STRING_CLAIMS) {
       if (payload[claim] !== undefined && typeof payload[claim] !== 'string') {
@@ -53,7 +62,7 @@ export function createTokenVerifier (options: TokenVerifierOptions): TokenVerifi
     const key = selectKey(issuer, kid, alg)
     const finish = (k: VerifyKey): VerifiedToken => {
       const verified = check(token, k, alg, payload, issuer)
-      cache?.set(token, verified)
+      cache?.set(token, { verified, issuer, key: k })
       return verified
     }
     if (key !== undefined) return finish(key)

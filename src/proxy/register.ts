@@ -18,6 +18,14 @@ type Headers = Record<string, string | string[] | number | undefined>
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']
 
+/**
+ * Hop-by-hop fields (RFC 9110 section 7.6.1) reply-from leaves in place
+ * unless `Connection` names them; undici throws on `Keep-Alive` and
+ * `Upgrade` (a 502 for a client that merely sent one). `Expect` was already
+ * answered here (Node sends the 100 Continue); undici refuses it too.
+ */
+const HOP_BY_HOP = ['keep-alive', 'upgrade', 'proxy-connection', 'te', 'trailer', 'expect'] as const
+
 export interface ProxyOptions {
   server: GatewayConfig['server']
   generation: () => Generation
@@ -35,6 +43,9 @@ export async function registerProxy (app: FastifyInstance, { server, generation,
 
   app.addHook('onRequest', async (request) => {
     const gen = generation()
+    // RFC 9112 section 3.2: more than one Host is a 400 (Node keeps the
+    // first; a proxy in front may have used the other).
+    if (countHeader(request.raw.rawHeaders, 'host') > 1) throw gatewayError('JOTGATE_BAD_REQUEST', { reason: 'host-repeated' })
     const target = request.raw[kTarget]!
     const ctx: RequestContext = { method: request.method, path: target.path, headers: request.headers }
     request[kContext] = ctx
@@ -70,11 +81,35 @@ export async function registerProxy (app: FastifyInstance, { server, generation,
     handler: (request, reply, _dest, options) => {
       const ctx = (request as FastifyRequest)[kContext]!
       const target = (request as FastifyRequest).raw[kTarget]!;
+      const path = ctx.route!.forwardPath(ctx.path)
+      checkForwardable(path)
+      // The query goes apart from the path: reply-from screens its source
+      // for `../` and decodes it, which would refuse (or 500 on) queries
+      // like `?next=../x` or `?q=100%` that CONTRACT step 1 forwards as they came.
+      const query = target.query.slice(1);
       (request as FastifyRequest)[kUpstreamStart] = performance.now()
-      return (reply as FastifyReply).from(ctx.route!.forwardPath(ctx.path) + target.query, options)
+      return (reply as FastifyReply).from(path, { ...options, queryString: () => query })
     }
   }
   await app.register(httpProxy, proxyOptions)
+}
+
+/**
+ * reply-from refuses a source whose decoded form holds `/..` or `../` (with
+ * a plain 400) and throws on one that does not decode (a 500). After
+ * normalization that is a segment beginning or ending with `..` (`..;`, the
+ * Tomcat/Jetty path-parameter traversal, or `..foo`) or percent-escapes that
+ * are not UTF-8: refused here with our code, as step 1 refuses what
+ * servers may read differently.
+ */
+function checkForwardable (path: string): void {
+  let decoded: string
+  try {
+    decoded = decodeURIComponent(path)
+  } catch (cause) {
+    throw gatewayError('JOTGATE_BAD_PATH', { reason: 'not-utf8', cause })
+  }
+  if (decoded.includes('/..') || decoded.includes('../')) throw gatewayError('JOTGATE_BAD_PATH', { reason: 'dot-dot-segment' })
 }
 
 function rewriteRequestHeaders (
@@ -87,6 +122,7 @@ function rewriteRequestHeaders (
   const route = ctx.route!
   gen.stripHeaders.strip(headers)
   stripUnderscoreAliases(headers, gen)
+  for (const name of HOP_BY_HOP) delete headers[name]
   if (route.auth !== 'none' && !route.forwardAuthorization) delete headers.authorization
   // Set last: nothing the client sent (not even a Connection header naming
   // one of these) can replace or remove what the token says.
@@ -106,4 +142,12 @@ function stripUnderscoreAliases (headers: Headers, gen: Generation): void {
   for (const key of Object.keys(headers)) {
     if (key.includes('_') && gen.stripHeaders.matches(key.toLowerCase().replaceAll('_', '-'))) delete headers[key]
   }
+}
+
+function countHeader (rawHeaders: readonly string[], lowerCaseName: string): number {
+  let n = 0
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    if (rawHeaders[i]!.length === lowerCaseName.length && rawHeaders[i]!.toLowerCase() === lowerCaseName) n++
+  }
+  return n
 }

@@ -148,3 +148,125 @@ export function tamper (token: string): string {
   sig[Math.floor(sig.length / 2)]! ^= 1
   return `${h}.${p}.${sig.toString('base64url')}`
 }
+
+// ---------------------------------------------------------------------------
+// Raw HTTP/1.1 over a socket, for requests that fetch() would normalize or
+// refuse to send: dot segments, `\`, `#`, absolute and asterisk forms,
+// repeated headers, oversized headers.
+import { createConnection } from 'node:net'
+
+/** One response read off a raw socket. */
+export interface RawResponse {
+  status: number
+  /** Lower-case name -> every value, in order. */
+  headers: Record<string, string[]>
+  body: string
+  /** `body` parsed as JSON when it parses, else undefined. */
+  json: { statusCode?: number, code?: string, [k: string]: unknown } | undefined
+}
+
+/**
+ * Writes `text` (a whole request, CRLF line ends, ideally with
+ * `Connection: close`) to the server at `url` and reads one response.
+ */
+export async function rawRequest (url: string, text: string | Buffer, timeoutMs = 5000): Promise<RawResponse> {
+  const { hostname, port } = new URL(url)
+  return new Promise((resolve, reject) => {
+    const socket = createConnection({ host: hostname, port: Number(port) })
+    const chunks: Buffer[] = []
+    let settled = false
+    const done = (err?: Error) => {
+      if (settled) return
+      settled = true
+      clearTimeout(timer)
+      socket.destroy()
+      if (err !== undefined) return reject(err)
+      try { resolve(parseRawResponse(Buffer.concat(chunks))) } catch (e) { reject(e as Error) }
+    }
+    const timer = setTimeout(() => done(new Error(`no complete response within ${timeoutMs} ms`)), timeoutMs)
+    socket.on('connect', () => socket.write(text))
+    socket.on('data', (c: Buffer) => {
+      chunks.push(c)
+      if (isCompleteResponse(Buffer.concat(chunks))) done()
+    })
+    socket.on('end', () => done())
+    socket.on('close', () => done())
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      // The server may answer and reset before we finish writing (431).
+      if (chunks.length > 0 || err.code === 'ECONNRESET' || err.code === 'EPIPE') done()
+      else done(err)
+    })
+  })
+}
+
+/** Builds `METHOD target HTTP/1.1` with Host and `Connection: close` (unless given) and `headers` in order. */
+export function rawText (target: string, headers: ReadonlyArray<readonly [string, string]> = [], method = 'GET', body = ''): string {
+  const lines = [`${method} ${target} HTTP/1.1`]
+  const names = headers.map(([n]) => n.toLowerCase())
+  if (!names.includes('host')) lines.push('Host: jotgate.test')
+  if (!names.includes('connection')) lines.push('Connection: close')
+  for (const [n, v] of headers) lines.push(`${n}: ${v}`)
+  if (body !== '') lines.push(`Content-Length: ${Buffer.byteLength(body)}`)
+  return `${lines.join('\r\n')}\r\n\r\n${body}`
+}
+
+function headEnd (buf: Buffer): number {
+  return buf.indexOf('\r\n\r\n')
+}
+
+/** Drops interim 1xx responses (100 Continue) in front of the final one. */
+function skipInterim (buf: Buffer): Buffer {
+  while (/^HTTP\/1\.[01] 1\d\d /.test(buf.subarray(0, 13).toString('latin1'))) {
+    const end = headEnd(buf)
+    if (end === -1) break
+    buf = buf.subarray(end + 4)
+  }
+  return buf
+}
+
+function isCompleteResponse (whole: Buffer): boolean {
+  const buf = skipInterim(whole)
+  const end = headEnd(buf)
+  if (end === -1) return false
+  const head = buf.subarray(0, end).toString('latin1')
+  const body = buf.subarray(end + 4)
+  const length = /\r\ncontent-length: *(\d+)/i.exec(head)
+  if (length !== null) return body.length >= Number(length[1])
+  if (/\r\ntransfer-encoding: *chunked/i.test(head)) return body.includes('0\r\n\r\n')
+  return false
+}
+
+function parseRawResponse (whole: Buffer): RawResponse {
+  const buf = skipInterim(whole)
+  const end = headEnd(buf)
+  if (end === -1) throw new Error(`incomplete response: ${JSON.stringify(buf.toString('latin1').slice(0, 200))}`)
+  const [statusLine, ...lines] = buf.subarray(0, end).toString('latin1').split('\r\n')
+  const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(statusLine ?? '')?.[1] ?? NaN)
+  const headers: Record<string, string[]> = {}
+  for (const line of lines) {
+    const colon = line.indexOf(':')
+    const name = line.slice(0, colon).trim().toLowerCase()
+    ;(headers[name] ??= []).push(line.slice(colon + 1).trim())
+  }
+  let bodyBuf = buf.subarray(end + 4)
+  if (headers['transfer-encoding']?.some((v) => /chunked/i.test(v)) === true) bodyBuf = dechunk(bodyBuf)
+  else if (headers['content-length'] !== undefined) bodyBuf = bodyBuf.subarray(0, Number(headers['content-length'][0]))
+  const body = bodyBuf.toString('utf8')
+  let json: RawResponse['json']
+  try { json = JSON.parse(body) as RawResponse['json'] } catch { json = undefined }
+  return { status, headers, body, json }
+}
+
+function dechunk (buf: Buffer): Buffer {
+  const out: Buffer[] = []
+  let i = 0
+  while (i < buf.length) {
+    const lineEnd = buf.indexOf('\r\n', i)
+    if (lineEnd === -1) break
+    const size = parseInt(buf.subarray(i, lineEnd).toString('latin1'), 16)
+    if (!(size > 0)) break
+    out.push(buf.subarray(lineEnd + 2, lineEnd + 2 + size))
+    i = lineEnd + 2 + size + 2
+  }
+  return Buffer.concat(out)
+}
