@@ -17,14 +17,34 @@ export interface LoggerOptions {
   destination?: DestinationStream
 }
 
-/** LOG_LEVEL wins over the config's level, so an operator can turn it up without an edit. */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
+
+/**
+ * LOG_LEVEL wins over the config's level, so an operator can turn it up
+ * without an edit. An empty LOG_LEVEL counts as unset; an unknown one (a
+ * typo) is ignored with a warning instead of stopping the gateway: pino
+ * throws on an unknown level, and the start-up would die with a stack trace
+ * on stderr before writing a single JSON line.
+ */
 export function createLogger ({ level, destination }: LoggerOptions = {}): Logger {
+  const ignored: Array<{ source: string, value: string }> = []
+  const pick = (source: string, value: string | undefined): string | undefined => {
+    if (value === undefined || value.trim() === '') return undefined
+    const normalized = value.trim().toLowerCase()
+    if ((LOG_LEVELS as readonly string[]).includes(normalized)) return normalized
+    ignored.push({ source, value: value.slice(0, 32) })
+    return undefined
+  }
   const options = {
-    level: process.env.LOG_LEVEL ?? level ?? 'info',
+    level: pick('LOG_LEVEL', process.env.LOG_LEVEL) ?? pick('level', level) ?? 'info',
     base: { service: 'jotgate' },
     redact: { paths: REDACT_PATHS, censor: '[redacted]' }
   }
-  return destination === undefined ? pino(options) : pino(options, destination)
+  const log = destination === undefined ? pino(options) : pino(options, destination)
+  for (const { source, value } of ignored) {
+    log.warn({ source, value, levels: LOG_LEVELS }, `${source} ${JSON.stringify(value)} is not a log level; using ${options.level}`)
+  }
+  return log
 }
 
 /** First and last characters of a token: enough to correlate, useless to replay. */

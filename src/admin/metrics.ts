@@ -17,9 +17,18 @@ export interface Metrics {
 
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 
+/**
+ * Default metrics of prom-client that are gauges named `_total`, against
+ * the Prometheus naming rules (`promtool check metrics` flags them). Each
+ * is the sum of the labelled gauge of the same name without `_total`
+ * (`jotgate_nodejs_active_handles{type}` ...), so nothing is lost.
+ */
+const GAUGES_NAMED_TOTAL = ['jotgate_nodejs_active_handles_total', 'jotgate_nodejs_active_requests_total', 'jotgate_nodejs_active_resources_total']
+
 export function createMetrics (): Metrics & { instrumentStore: (store: Store) => Store } {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry, prefix: 'jotgate_' })
+  for (const name of GAUGES_NAMED_TOTAL) registry.removeSingleMetric(name)
   const requests = new Counter({ name: 'jotgate_requests_total', help: 'Requests answered, by route, method and status', labelNames: ['route', 'method', 'status'], registers: [registry] })
   const refusals = new Counter({ name: 'jotgate_refusals_total', help: 'Requests refused by the gateway itself, by error code', labelNames: ['code'], registers: [registry] })
   const duration = new Histogram({ name: 'jotgate_request_duration_seconds', help: 'Whole request time in the gateway', labelNames: ['route'], buckets: LATENCY_BUCKETS, registers: [registry] })
