@@ -11,7 +11,7 @@ import type { LoadedConfig } from './config/load.js'
 import { toMs } from './config/duration.js'
 import { normalizeTarget } from './pipeline/normalize-path.js'
 import { createGeneration, kContext, kPathError, kRefusal, kTarget, type Generation } from './generation.js'
-import { registerProxy } from './proxy/register.js'
+import { registerProxy, PROXIED_METHODS } from './proxy/register.js'
 import { registerAuthRoutes } from './auth/routes.js'
 import { buildAdmin } from './admin/server.js'
 import { createStore } from './store/index.js'
@@ -66,6 +66,7 @@ export async function buildGateway (loaded: LoadedConfig, options: GatewayOption
   let current = createGeneration(config, deps)
   await current.start()
   const generation = () => current
+  let reloading: Promise<void> = Promise.resolve()
   const state: GatewayState = { shuttingDown: false }
   const server = config.server
 
@@ -81,7 +82,8 @@ export async function buildGateway (loaded: LoadedConfig, options: GatewayOption
       const incoming = req.headers['x-request-id']
       return typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID()
     },
-    http: { maxHeaderSize: server.maxHeaderBytes },
+    // Node would answer a missing Host with an empty 400; we refuse it ourselves, in JSON.
+    http: { maxHeaderSize: server.maxHeaderBytes, requireHostHeader: false },
     requestTimeout: toMs(server.requestTimeout),
     forceCloseConnections: 'idle',
     return503OnClosing: false,
@@ -98,6 +100,11 @@ export async function buildGateway (loaded: LoadedConfig, options: GatewayOption
         return '/'
       }
     },
+    // Fastify refuses a path whose escapes are not UTF-8 before any hook
+    // runs (normalization refuses them too; this keeps the answer ours).
+    frameworkErrors: (err, request, reply) => {
+      sendRefusal(request, reply, gatewayError(err.code === 'FST_ERR_BAD_URL' ? 'JOTGATE_BAD_PATH' : 'JOTGATE_BAD_REQUEST', { reason: err.code, cause: err }))
+    },
     clientErrorHandler: (err: NodeJS.ErrnoException, socket) => {
       if (err.code === 'ECONNRESET' || socket.destroyed) return
       const refusal = err.code === 'HPE_HEADER_OVERFLOW'
@@ -105,6 +112,7 @@ export async function buildGateway (loaded: LoadedConfig, options: GatewayOption
         : gatewayError(err.code === 'HPE_INVALID_URL' ? 'JOTGATE_BAD_PATH' : 'JOTGATE_BAD_REQUEST', { reason: 'http-parse', cause: err })
       const body = JSON.stringify(errorBody(refusal))
       log.info({ code: refusal.code, reason: err.code }, 'refused unparseable request')
+      metrics.request('(none)', '(unparsed)', refusal.statusCode, refusal.code, 0)
       if (socket.writable) {
         socket.write(`HTTP/1.1 ${refusal.statusCode} ${errorBody(refusal).error}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`)
       }
@@ -115,16 +123,25 @@ export async function buildGateway (loaded: LoadedConfig, options: GatewayOption
   app.addHook('onRequest', async (request) => {
     const pathError = request.raw[kPathError]
     if (pathError !== undefined) throw pathError
+    // RFC 9112 section 3.2: an HTTP/1.1 request without Host is a 400.
+    if (request.headers.host === undefined && request.raw.httpVersion === '1.1') throw gatewayError('JOTGATE_BAD_REQUEST', { reason: 'host-missing' })
   })
 
   app.setErrorHandler((err: FastifyError, request, reply) => sendRefusal(request, reply, toGatewayError(err, log)))
-  app.setNotFoundHandler((request, reply) => sendRefusal(request, reply, gatewayError('JOTGATE_ROUTE_NOT_FOUND', { reason: 'no-route' })))
+  app.setNotFoundHandler((request, reply) => {
+    // Methods the proxy does not forward (TRACE, PROPFIND, ...) land here.
+    const method = !PROXIED_METHODS.has(request.method) && current.routes.match(request.raw[kTarget]?.path ?? '/') !== undefined
+    sendRefusal(request, reply, method
+      ? gatewayError('JOTGATE_METHOD_NOT_ALLOWED', { reason: 'method-not-proxied', headers: { allow: [...PROXIED_METHODS].join(', ') } })
+      : gatewayError('JOTGATE_ROUTE_NOT_FOUND', { reason: 'no-route' }))
+  })
 
   app.addHook('onResponse', async (request, reply) => {
     const refusal = request[kRefusal]
     const ctx = request[kContext]
     // Label: the configured route, the gateway's own endpoint, never the raw path.
-    const route = ctx?.route?.label ?? (request.routeOptions.url === '/*' || request.routeOptions.url === undefined ? '(none)' : request.routeOptions.url)
+    const proxied = ctx !== undefined || request.raw[kPathError] !== undefined
+    const route = ctx?.route?.label ?? (proxied || request.routeOptions.url === undefined ? '(none)' : request.routeOptions.url)
     metrics.request(route, request.method, reply.statusCode, refusal?.code, reply.elapsedTime / 1000)
     log.info({
       reqId: request.id,
@@ -149,12 +166,18 @@ export async function buildGateway (loaded: LoadedConfig, options: GatewayOption
     metrics,
     state,
     generation,
-    async reload (next) {
-      const fresh = createGeneration(next.config, deps)
-      await fresh.start()
-      const old = current
-      current = fresh
-      old.close()
+    reload (next) {
+      // Reloads apply in the order they were asked for: a slow earlier one
+      // never lands after a later one.
+      const run = reloading.then(async () => {
+        const fresh = createGeneration(next.config, deps)
+        await fresh.start()
+        const old = current
+        current = fresh
+        old.close()
+      })
+      reloading = run.catch(() => {})
+      return run
     },
     async close () {
       state.shuttingDown = true
@@ -183,8 +206,8 @@ export function sendRefusal (request: FastifyRequest, reply: FastifyReply, err: 
   const challenge = wwwAuthenticate(err, presented)
   if (challenge !== undefined) reply.header('www-authenticate', challenge)
   if (err.headers !== undefined) reply.headers(err.headers)
-  if (err.cause !== undefined && err.statusCode >= 500) request.log.warn({ reqId: request.id, code: err.code, err: err.cause }, 'refusal cause')
-  else if (err.cause !== undefined) request.log.debug({ reqId: request.id, code: err.code, err: err.cause }, 'refusal cause')
+  if (err.cause !== undefined && err.statusCode >= 500) request.log.warn({ code: err.code, err: err.cause }, 'refusal cause')
+  else if (err.cause !== undefined) request.log.debug({ code: err.code, err: err.cause }, 'refusal cause')
   return reply.code(err.statusCode).header('x-request-id', request.id).type('application/json').send(errorBody(err))
 }
 

@@ -33,6 +33,11 @@ export function buildAdmin ({ config, logger, store, state, generation, metrics 
   })
   admin.setNotFoundHandler((_request, reply) => send(reply, gatewayError('JOTGATE_ROUTE_NOT_FOUND')))
 
+  // One line per admin request: a refused write must leave a trace.
+  admin.addHook('onResponse', async (request, reply) => {
+    request.log.info({ method: request.method, route: request.routeOptions.url ?? '(none)', status: reply.statusCode, ms: Math.round(reply.elapsedTime * 100) / 100 }, 'admin request')
+  })
+
   admin.get('/healthz', async () => ({ status: 'ok' }))
   admin.get('/readyz', async (_request, reply) => {
     const reasons = readinessProblems(state, store, generation())

@@ -36,8 +36,17 @@ export function checkConfig (config: GatewayConfig, warnings: ConfigWarning[]): 
   })
   problems.push(...checkKeyMaterial(tokens.keys))
 
+  const issuers = new Set<string>()
   tokens.trustedIssuers.forEach((ti, i) => {
     const path = `tokens.trustedIssuers[${i}]`
+    if (issuers.has(ti.issuer)) add(`${path}.issuer`, 'duplicate issuer (one entry per issuer)')
+    issuers.add(ti.issuer)
+    if (ti.audience === undefined) warn('JOTGATE_W_AUDIENCE_UNCHECKED', `${path}.audience`, 'not set: the `aud` of this issuer\'s tokens is not checked')
+    if (ti.jwksUri?.startsWith('http://') === true || (ti.discovery === true && ti.issuer.startsWith('http://'))) {
+      warn('JOTGATE_W_JWKS_PLAIN_HTTP', path, 'keys fetched over plain http can be replaced in transit')
+    }
+    if (toMs(ti.cooldown) < 1000) add(`${path}.cooldown`, 'must be at least 1s (it bounds fetches caused by unknown kids)')
+    if (toMs(ti.fetchTimeout) < 100) add(`${path}.fetchTimeout`, 'must be at least 100ms')
     if ((ti.jwksUri === undefined) === (ti.discovery !== true)) add(path, 'needs exactly one of jwksUri or discovery: true')
     if (ti.jwksUri !== undefined && !isHttpUrl(ti.jwksUri)) add(`${path}.jwksUri`, 'must be an http(s) URL')
     if (ti.discovery === true && !isHttpUrl(ti.issuer)) add(`${path}.issuer`, 'must be an http(s) URL when discovery is true')
@@ -51,11 +60,13 @@ export function checkConfig (config: GatewayConfig, warnings: ConfigWarning[]): 
   if (toMs(tokens.clockTolerance) > 300_000) {
     warn('JOTGATE_W_CLOCK_TOLERANCE', 'tokens.clockTolerance', 'over 5 minutes: expired tokens stay usable that much longer')
   }
-  if (toMs(tokens.accessTtl) > 3_600_000) {
-    warn('JOTGATE_W_ACCESS_TTL', 'tokens.accessTtl', 'over 1 hour: a stolen access token stays usable that long unless revoked')
+  const accessTtls: [string, string | number][] = [['tokens.accessTtl', tokens.accessTtl]]
+  for (const [id, client] of Object.entries(auth?.clients ?? {})) {
+    if (client.accessTtl !== undefined) accessTtls.push([`auth.clients[${JSON.stringify(id)}].accessTtl`, client.accessTtl])
   }
-  if (toMs(tokens.accessTtl) > toMs(tokens.maxLifetime)) {
-    add('tokens.accessTtl', 'is longer than tokens.maxLifetime, so issued tokens would be refused')
+  for (const [path, ttl] of accessTtls) {
+    if (toMs(ttl) > toMs(tokens.maxLifetime)) add(path, 'is longer than tokens.maxLifetime, so issued tokens would be refused')
+    else if (toMs(ttl) > 3_600_000) warn('JOTGATE_W_ACCESS_TTL', path, 'over 1 hour: a stolen access token stays usable that long unless revoked')
   }
 
   if (store.type === 'memory') {

@@ -100,6 +100,7 @@ function normalizePath (s: string, start: number, end: number): string {
     const c = s.charCodeAt(i)
     if (c <= 0x20 || c >= 0x7f || c === PERCENT || c === BACKSLASH) break
     if ((c === SLASH || c === DOT) && s.charCodeAt(i - 1) === SLASH) break
+    if (c === DOT && s.charCodeAt(i - 1) === DOT) break
   }
   if (i === end) return start === 0 && end === s.length ? s : s.slice(start, end)
 
@@ -118,6 +119,9 @@ function normalizePath (s: string, start: number, end: number): string {
       if (segment === '..') {
         if (segments.pop() === undefined) throw refuse('above-root')
       } else if (segment !== '.' && segment !== '') {
+        // `..;` is `..` to Tomcat and Jetty (path parameters); a segment
+        // that begins or ends with `..` is refused rather than guessed at.
+        if (segment.startsWith('..') || segment.endsWith('..')) throw refuse('dot-dot-segment')
         segments.push(segment)
       }
       if (i === end) trailingSlash = segment === '' || segment === '.' || segment === '..'
@@ -139,5 +143,14 @@ function normalizePath (s: string, start: number, end: number): string {
     }
   }
   if (segments.length === 0) return '/'
-  return '/' + segments.join('/') + (trailingSlash ? '/' : '')
+  const path = '/' + segments.join('/') + (trailingSlash ? '/' : '')
+  // Percent-escapes must spell UTF-8: servers disagree on what other bytes mean.
+  if (path.includes('%')) {
+    try {
+      decodeURIComponent(path)
+    } catch {
+      throw refuse('not-utf8')
+    }
+  }
+  return path
 }

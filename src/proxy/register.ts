@@ -16,7 +16,8 @@ import { kContext, kTarget, type Generation } from '../generation.js'
 
 type Headers = Record<string, string | string[] | number | undefined>
 
-const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']
+/** Methods the proxy forwards; others are answered 405 on a matched path. */
+export const PROXIED_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'])
 
 /**
  * Hop-by-hop fields (RFC 9110 section 7.6.1) reply-from leaves in place
@@ -34,15 +35,18 @@ export interface ProxyOptions {
 }
 
 const kUpstreamStart = Symbol('jotgate.upstreamStart')
+const kGeneration = Symbol('jotgate.generation')
 declare module 'fastify' {
-  interface FastifyRequest { [kUpstreamStart]?: number }
+  interface FastifyRequest { [kUpstreamStart]?: number, [kGeneration]?: Generation }
 }
 
 export async function registerProxy (app: FastifyInstance, { server, generation, onUpstream }: ProxyOptions): Promise<void> {
   const upstreamTimeout = toMs(server.upstreamTimeout)
 
   app.addHook('onRequest', async (request) => {
+    // The whole request, header rewriting included, uses the generation it started with.
     const gen = generation()
+    request[kGeneration] = gen
     // RFC 9112 section 3.2: more than one Host is a 400 (Node keeps the
     // first; a proxy in front may have used the other).
     if (countHeader(request.raw.rawHeaders, 'host') > 1) throw gatewayError('JOTGATE_BAD_REQUEST', { reason: 'host-repeated' })
@@ -55,7 +59,7 @@ export async function registerProxy (app: FastifyInstance, { server, generation,
   const proxyOptions: FastifyHttpProxyOptions = {
     upstream: '',
     routes: ['/', '/*'],
-    httpMethods: METHODS,
+    httpMethods: [...PROXIED_METHODS],
     internalRewriteLocationHeader: false,
     disableRequestLogging: true,
     undici: { headersTimeout: upstreamTimeout, bodyTimeout: upstreamTimeout },
@@ -63,7 +67,7 @@ export async function registerProxy (app: FastifyInstance, { server, generation,
       // The library types its callbacks for HTTP/2 as well; this server is HTTP/1.
       getUpstream: (request) => (request as FastifyRequest)[kContext]!.route!.origin,
       rewriteRequestHeaders: (request, headers) =>
-        rewriteRequestHeaders(request as FastifyRequest, headers as Headers, server.trustProxy, generation()) as typeof headers,
+        rewriteRequestHeaders(request as FastifyRequest, headers as Headers, server.trustProxy, (request as FastifyRequest)[kGeneration]!) as typeof headers,
       onError: (reply, { error }) => {
         const code = (error as { statusCode?: number }).statusCode === 504 ? 'JOTGATE_UPSTREAM_TIMEOUT' : 'JOTGATE_UPSTREAM_UNAVAILABLE'
         reply.send(gatewayError(code, { reason: code === 'JOTGATE_UPSTREAM_TIMEOUT' ? 'upstream-timeout' : 'upstream-error', cause: error }))
@@ -82,7 +86,6 @@ export async function registerProxy (app: FastifyInstance, { server, generation,
       const ctx = (request as FastifyRequest)[kContext]!
       const target = (request as FastifyRequest).raw[kTarget]!;
       const path = ctx.route!.forwardPath(ctx.path)
-      checkForwardable(path)
       // The query goes apart from the path: reply-from screens its source
       // for `../` and decodes it, which would refuse (or 500 on) queries
       // like `?next=../x` or `?q=100%` that CONTRACT step 1 forwards as they came.
@@ -92,24 +95,6 @@ export async function registerProxy (app: FastifyInstance, { server, generation,
     }
   }
   await app.register(httpProxy, proxyOptions)
-}
-
-/**
- * reply-from refuses a source whose decoded form holds `/..` or `../` (with
- * a plain 400) and throws on one that does not decode (a 500). After
- * normalization that is a segment beginning or ending with `..` (`..;`, the
- * Tomcat/Jetty path-parameter traversal, or `..foo`) or percent-escapes that
- * are not UTF-8: refused here with our code, as step 1 refuses what
- * servers may read differently.
- */
-function checkForwardable (path: string): void {
-  let decoded: string
-  try {
-    decoded = decodeURIComponent(path)
-  } catch (cause) {
-    throw gatewayError('JOTGATE_BAD_PATH', { reason: 'not-utf8', cause })
-  }
-  if (decoded.includes('/..') || decoded.includes('../')) throw gatewayError('JOTGATE_BAD_PATH', { reason: 'dot-dot-segment' })
 }
 
 function rewriteRequestHeaders (
