@@ -3,6 +3,7 @@
  * users file of password hashes; `delegate` asks a legacy login endpoint.
  * Both answer the same way: the subject and its claims, or undefined.
  */
+import { createHmac, randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { Type, type Static } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
@@ -60,12 +61,24 @@ export function createCredentialSource (auth: AuthConfig): CredentialSource {
 
 function usersSource (file: string): CredentialSource {
   const { users } = readUsersFile(file)
-  const byName = new Map((users ?? []).map((u) => [u.username, u]))
-  const dummy = dummyHash()
+  const list = users ?? []
+  const byName = new Map(list.map((u) => [u.username, u]))
+  // An unknown user costs one hash verification too: no enumeration by
+  // timing. It is checked against the hash of a user of the file (chosen by
+  // a keyed hash of the name, so always the same one for a name): the same
+  // algorithm and cost as a real user's, whatever mix of scrypt parameters
+  // and bcrypt costs the file holds. A fixed scrypt dummy would make an
+  // unknown name slower, or faster, than a bcrypt user or a user hashed with
+  // other scrypt parameters. An empty file falls back to the dummy hash.
+  const pickKey = randomBytes(32)
+  const standIn = (username: string): Promise<string> => {
+    if (list.length === 0) return dummyHash()
+    const index = createHmac('sha256', pickKey).update(username).digest().readUInt32BE(0) % list.length
+    return Promise.resolve(list[index]!.password)
+  }
   return async (username, password) => {
     const user = byName.get(username)
-    // An unknown user costs one hash verification too: no enumeration by timing.
-    const ok = await verifyPassword(password, user?.password ?? await dummy)
+    const ok = await verifyPassword(password, user?.password ?? await standIn(username))
     return ok && user !== undefined ? { sub: user.username, claims: { ...user.claims } } : undefined
   }
 }
@@ -94,12 +107,13 @@ function delegateSource (delegate: NonNullable<AuthConfig['delegate']>): Credent
     }
     let body: unknown
     try {
-      body = await res.json()
+      body = await readJson(res, DELEGATE_BODY_LIMIT)
     } catch (cause) {
       throw gatewayError('JOTGATE_CREDENTIALS_UNAVAILABLE', { reason: 'delegate-body', cause })
     }
     const sub = walk(body, subject)
-    if (typeof sub !== 'string' && typeof sub !== 'number') {
+    // An empty subject would be an identity shared by every such login.
+    if ((typeof sub !== 'string' || sub === '') && (typeof sub !== 'number' || !Number.isFinite(sub))) {
       throw gatewayError('JOTGATE_CREDENTIALS_UNAVAILABLE', { reason: 'delegate-no-subject' })
     }
     const claims: Record<string, unknown> = {}
@@ -109,4 +123,32 @@ function delegateSource (delegate: NonNullable<AuthConfig['delegate']>): Credent
     }
     return { sub: String(sub), claims }
   }
+}
+
+/** Largest answer read from the login service: it is held in memory whole. */
+const DELEGATE_BODY_LIMIT = 1024 * 1024
+
+/** The JSON body of `res`, refusing (and abandoning) one larger than `limit` bytes. */
+async function readJson (res: Response, limit: number): Promise<unknown> {
+  const declared = Number(res.headers.get('content-length') ?? 0)
+  if (declared > limit) {
+    await res.body?.cancel()
+    throw new Error(`login service answer of ${declared} bytes exceeds ${limit}`)
+  }
+  const chunks: Uint8Array[] = []
+  let size = 0
+  if (res.body !== null) {
+    const reader = res.body.getReader()
+    for (;;) {
+      const { done, value } = await reader.read()
+      if (done) break
+      size += value.byteLength
+      if (size > limit) {
+        await reader.cancel()
+        throw new Error(`login service answer exceeds ${limit} bytes`)
+      }
+      chunks.push(value)
+    }
+  }
+  return JSON.parse(Buffer.concat(chunks).toString('utf8'))
 }

@@ -38,6 +38,29 @@ export interface SessionService {
 /** SHA-256 of a refresh token: the store never holds the token itself. */
 export const refreshHash = (token: string): string => createHash('sha256').update(token).digest('base64url')
 
+const REFRESH_RANDOM_BYTES = 32
+const SID_BYTES = 16
+
+/**
+ * A refresh token: 256 random bits (unguessable) followed by the 128-bit
+ * session id, base64url, opaque to the client. The store knows it only by
+ * its hash; the sid inside lets refresh check the session before spending.
+ */
+export function mintRefreshToken (sid: string): string {
+  const random = randomBytes(REFRESH_RANDOM_BYTES)
+  const sidBytes = Buffer.from(sid, 'base64url')
+  if (sidBytes.length !== SID_BYTES || sidBytes.toString('base64url') !== sid) return random.toString('base64url')
+  return Buffer.concat([random, sidBytes]).toString('base64url')
+}
+
+/** The session id inside a refresh token, when it holds one. */
+export function sidOfRefreshToken (token: string): string | undefined {
+  if (!/^[A-Za-z0-9_-]+$/.test(token)) return undefined
+  const bytes = Buffer.from(token, 'base64url')
+  if (bytes.length !== REFRESH_RANDOM_BYTES + SID_BYTES || bytes.toString('base64url') !== token) return undefined
+  return bytes.subarray(REFRESH_RANDOM_BYTES).toString('base64url')
+}
+
 export function createSessionService (config: GatewayConfig, key: KeyMaterial, store: Store, now: () => number = Date.now): SessionService {
   const sign: TokenSigner = createTokenSigner(key)
   const revoker = createRevoker(config, store, now)
@@ -56,7 +79,9 @@ export function createSessionService (config: GatewayConfig, key: KeyMaterial, s
     const cutOff = await store.subRevokedAt(sub)
     if (cutOff !== undefined && cutOff >= t) {
       await new Promise((resolve) => setTimeout(resolve, (cutOff + 1) * 1000 - now() + 5))
-      t = Math.floor(now() / 1000)
+      // Never at or before the cut-off, even if the timer fired early by the
+      // wall clock (timers run on the monotonic one) or the clock is injected.
+      t = Math.max(Math.floor(now() / 1000), cutOff + 1)
     }
     const { access, refresh } = ttls(client)
     const claims: Record<string, unknown> = {}
@@ -73,8 +98,7 @@ export function createSessionService (config: GatewayConfig, key: KeyMaterial, s
       sid,
       ...(client === undefined ? {} : { azp: client })
     })
-    // 256 random bits: unguessable, and opaque to the client.
-    const refreshToken = randomBytes(32).toString('base64url')
+    const refreshToken = mintRefreshToken(sid)
     const record: RefreshRecord = { sub, sid, claims: userClaims, issuedAt: t, expiresAt: t + refresh, ...(client === undefined ? {} : { client }) }
     await store.putRefresh(refreshHash(refreshToken), record)
     return { access_token: accessToken, token_type: 'Bearer', expires_in: access, refresh_token: refreshToken, refresh_expires_in: refresh }
@@ -84,6 +108,15 @@ export function createSessionService (config: GatewayConfig, key: KeyMaterial, s
     login: (identity, client) => issue(identity.sub, randomId(), client, identity.claims),
 
     async refresh (refreshToken) {
+      // The session is checked BEFORE the token is spent. Checked after, a
+      // concurrent replay of the same token (which revokes the session on
+      // reuse) could land first, on another instance, and then none of the
+      // racers would succeed; before, the one whose spend wins always does
+      // (its pair then dies with the session the replays revoked).
+      const embeddedSid = sidOfRefreshToken(refreshToken)
+      if (embeddedSid !== undefined && await store.isRevoked({ sid: embeddedSid })) {
+        throw gatewayError('JOTGATE_REFRESH_INVALID', { reason: 'session-revoked' })
+      }
       const spent = await store.spendRefresh(refreshHash(refreshToken))
       if (spent.status === 'unknown') throw gatewayError('JOTGATE_REFRESH_INVALID', { reason: 'refresh-unknown' })
       const { record } = spent
@@ -93,13 +126,19 @@ export function createSessionService (config: GatewayConfig, key: KeyMaterial, s
         await revoker.sid(record.sid)
         throw gatewayError('JOTGATE_REFRESH_INVALID', { reason: 'refresh-reused' })
       }
-      const revoked = await store.isRevoked({ sid: record.sid, sub: record.sub, iat: record.issuedAt })
+      // logout-all cuts the subject off by time; replays never revoke `sub`,
+      // so this check cannot be raced by them. A token minted before the sid
+      // was embedded in it has its session checked here instead.
+      const revoked = await store.isRevoked({ ...(embeddedSid === record.sid ? {} : { sid: record.sid }), sub: record.sub, iat: record.issuedAt })
       if (revoked) throw gatewayError('JOTGATE_REFRESH_INVALID', { reason: 'session-revoked' })
       return issue(record.sub, record.sid, record.client, record.claims)
     },
 
     async logout (token, refreshToken) {
       const { jti, sid } = token.claims as { jti?: string, sid?: string }
+      // A token without jti and sid (another issuer's) cannot be revoked:
+      // refuse rather than answer a 204 that revoked nothing.
+      if (jti === undefined && sid === undefined) throw gatewayError('JOTGATE_BAD_REQUEST', { reason: 'token-not-revocable' })
       if (jti !== undefined) await revoker.jti(jti, token.exp)
       if (sid !== undefined) await revoker.sid(sid)
       if (refreshToken !== undefined) await store.spendRefresh(refreshHash(refreshToken))
