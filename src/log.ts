@@ -4,6 +4,7 @@
  * refresh token on purpose.
  */
 import { pino, type Logger, type DestinationStream } from 'pino'
+import pretty from 'pino-pretty'
 
 export const REDACT_PATHS = [
   'req.headers.authorization', 'req.headers.cookie', 'headers.authorization', 'headers.cookie',
@@ -15,6 +16,8 @@ export const REDACT_PATHS = [
 export interface LoggerOptions {
   level?: string
   destination?: DestinationStream
+  /** Human-readable lines (the demo on a terminal); `jotgate start` always writes JSON. */
+  pretty?: boolean
 }
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
@@ -26,7 +29,7 @@ export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', '
  * throws on an unknown level, and the start-up would die with a stack trace
  * on stderr before writing a single JSON line.
  */
-export function createLogger ({ level, destination }: LoggerOptions = {}): Logger {
+export function createLogger ({ level, destination, pretty: human = false }: LoggerOptions = {}): Logger {
   const ignored: Array<{ source: string, value: string }> = []
   const pick = (source: string, value: string | undefined): string | undefined => {
     if (value === undefined || value.trim() === '') return undefined
@@ -40,14 +43,10 @@ export function createLogger ({ level, destination }: LoggerOptions = {}): Logge
     base: { service: 'jotgate' },
     redact: { paths: REDACT_PATHS, censor: '[redacted]' }
   }
-  const log = destination === undefined ? pino(options) : pino(options, destination)
+  const stream = destination ?? (human ? pretty({ colorize: true, ignore: 'pid,hostname,service', translateTime: 'HH:MM:ss' }) : undefined)
+  const log = stream === undefined ? pino(options) : pino(options, stream)
   for (const { source, value } of ignored) {
     log.warn({ source, value, levels: LOG_LEVELS }, `${source} ${JSON.stringify(value)} is not a log level; using ${options.level}`)
   }
   return log
-}
-
-/** First and last characters of a token: enough to correlate, useless to replay. */
-export function tokenHint (token: string): string {
-  return token.length <= 16 ? '[short]' : `${token.slice(0, 6)}...${token.slice(-4)}`
 }
