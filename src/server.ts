@@ -66,7 +66,15 @@ export async function runGateway (loaded: LoadedConfig, log: Logger, env: NodeJS
     return closing
   }
 
-  const reload = async (): Promise<boolean> => {
+  // Reloads run one after another: two quick SIGHUPs must not race, or a
+  // slow first reload (fetching JWKS) could swap in after the second one and
+  // leave the older file serving.
+  let reloading: Promise<boolean> = Promise.resolve(true)
+  const reload = (): Promise<boolean> => {
+    reloading = reloading.then(reloadOnce, reloadOnce)
+    return reloading
+  }
+  const reloadOnce = async (): Promise<boolean> => {
     const file = loaded.file
     try {
       const next = loadConfigFile(file, env)

@@ -27,9 +27,14 @@ FILE defaults to $JOTGATE_CONFIG, then config/gateway.yaml.`
 
 export async function main (argv: string[], io: CliIo): Promise<number> {
   const [command, ...rest] = argv
-  if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+  if (command === undefined) {
+    // A usage error: the text goes to stderr, so `jotgate | tool` never takes it for output.
+    io.stderr(USAGE)
+    return 2
+  }
+  if (command === '--help' || command === '-h' || command === 'help') {
     io.stdout(USAGE)
-    return command === undefined ? 2 : 0
+    return 0
   }
   if (command === '--version') {
     const pkg = createRequire(import.meta.url)('../../package.json') as { version: string }

@@ -1,15 +1,16 @@
 /**
- * Loading a config: read -> substitute `${VAR}` -> parse -> defaults ->
+ * Loading a config: read -> parse, filling in `${VAR}` -> defaults ->
  * validate (every error, with its key path) -> cross-field checks ->
  * resolve relative paths -> deep-freeze.
  */
 import { readFileSync } from 'node:fs'
 import { dirname, isAbsolute, resolve } from 'node:path'
 import { Value } from '@sinclair/typebox/value'
-import { parse as parseYaml } from 'yaml'
 import { ConfigSchema, type GatewayConfig } from './schema.js'
 import { ConfigError, pointerToPath, type ConfigProblem, type ConfigWarning } from './problems.js'
 import { checkConfig } from './checks.js'
+import { parseConfigText } from './substitute.js'
+import { describeSchemaError } from './messages.js'
 
 export interface LoadedConfig {
   config: GatewayConfig
@@ -25,21 +26,6 @@ export function resolveConfigFile (flag: string | undefined, env: NodeJS.Process
   return resolve(flag ?? env.JOTGATE_CONFIG ?? DEFAULT_CONFIG_FILE)
 }
 
-/**
- * Replaces `${VAR}` and `${VAR:-default}` from `env`. `$${` stays a literal
- * `${`. An unset variable without a default is a problem naming it.
- */
-export function substituteEnv (text: string, env: NodeJS.ProcessEnv, problems: ConfigProblem[]): string {
-  return text.replace(/\$?\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g, (whole, name: string, fallback: string | undefined) => {
-    if (whole.startsWith('$$')) return whole.slice(1)
-    const value = env[name]
-    if (value !== undefined && (value !== '' || fallback === undefined)) return value
-    if (fallback !== undefined) return fallback
-    problems.push({ path: `\${${name}}`, message: 'environment variable is not set and has no default (use ${' + name + ':-default})' })
-    return ''
-  })
-}
-
 /** Reads and validates a config file; throws ConfigError listing every problem. */
 export function loadConfigFile (file: string, env: NodeJS.ProcessEnv = process.env): LoadedConfig {
   let text: string
@@ -48,14 +34,7 @@ export function loadConfigFile (file: string, env: NodeJS.ProcessEnv = process.e
   } catch (err) {
     throw new ConfigError([{ path: '', message: `cannot read config file ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}` }])
   }
-  const problems: ConfigProblem[] = []
-  const substituted = substituteEnv(text, env, problems)
-  let raw: unknown
-  try {
-    raw = parseYaml(substituted, { prettyErrors: true, uniqueKeys: true })
-  } catch (err) {
-    problems.push({ path: '', message: `not valid YAML or JSON: ${(err as Error).message.split('\n')[0]}` })
-  }
+  const { raw, problems } = parseConfigText(text, env)
   if (problems.length > 0) throw new ConfigError(problems)
   return loadConfigObject(raw ?? {}, dirname(resolve(file)), resolve(file))
 }
@@ -80,15 +59,11 @@ function schemaProblems (value: unknown): ConfigProblem[] {
   const seen = new Set<string>()
   const out: ConfigProblem[] = []
   for (const error of Value.Errors(ConfigSchema, value)) {
-    let path = pointerToPath(error.path)
-    let message = (error.schema as { errorMessage?: string }).errorMessage ?? error.message.toLowerCase()
-    if (error.message === 'Unexpected property') message = 'unknown key'
-    if (/^expected required property/i.test(error.message)) message = 'is required'
-    if (path === '') path = '(root)'
-    const key = path
-    if (seen.has(key)) continue
-    seen.add(key)
-    out.push({ path, message })
+    const path = pointerToPath(error.path) || '(root)'
+    // One problem per key: the first error there is the one that explains it.
+    if (seen.has(path)) continue
+    seen.add(path)
+    out.push({ path, message: describeSchemaError(error) })
   }
   return out
 }

@@ -200,7 +200,9 @@ t.test('Kubernetes sidecar: both containers, probes on the admin port, limits, n
   const env = Object.fromEntries((jotgate.env as Doc[]).map((e) => [e.name, e]))
   const mounts = Object.fromEntries((jotgate.volumeMounts as Doc[]).map((m) => [m.name, m.mountPath]))
   const volumes = Object.fromEntries((pod.volumes as Doc[]).map((v) => [v.name, v]))
-  t.equal(env.JOTGATE_CONFIG.value, `${mounts.config as string}/gateway.yaml`, 'JOTGATE_CONFIG names the mounted ConfigMap file')
+  // The entrypoint passes --config /etc/jotgate/gateway.yaml; the pod's args add a later one, which wins.
+  const args = jotgate.args as string[]
+  t.equal(args[args.lastIndexOf('--config') + 1], `${mounts.config as string}/gateway.yaml`, 'the last --config names the mounted ConfigMap file')
   t.equal(volumes.config.configMap.name, configMap!.metadata.name)
   t.equal(env.JOTGATE_KEY_DIR.value, mounts.keys)
   t.equal(volumes.keys.secret.secretName, secret!.metadata.name)
