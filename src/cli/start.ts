@@ -46,6 +46,19 @@ export async function run (args: string[], io: CliIo): Promise<number> {
   if (stopSignal !== undefined) { unlisten(); return 0 }
   const { createLogger } = await import('../log.js')
   const log = createLogger({ level: loaded.config.log.level })
+  const cluster = (await import('node:cluster')).default
+  if (loaded.config.server.workers > 1 && cluster.isPrimary) {
+    const { runPrimary } = await import('./workers.js')
+    const primary = runPrimary(loaded.config.server.workers, log)
+    stop = (signal) => primary.signal(signal)
+    if (stopSignal !== undefined) primary.signal(stopSignal)
+    process.off('SIGHUP', onHup)
+    process.on('SIGHUP', () => primary.signal('SIGHUP'))
+    const code = await primary.done
+    unlisten()
+    process.removeAllListeners('SIGHUP')
+    return code
+  }
   try {
     const { runGateway } = await import('../server.js')
     running = await runGateway(loaded, log, io.env)
@@ -56,7 +69,7 @@ export async function run (args: string[], io: CliIo): Promise<number> {
     return 1
   }
   const gateway = running
-  return new Promise<number>((resolve) => {
+  const code = await new Promise<number>((resolve) => {
     stop = (signal) => {
       gateway.shutdown(signal).then(() => resolve(0), (err: unknown) => {
         log.error({ err }, 'error during shutdown')
@@ -67,4 +80,7 @@ export async function run (args: string[], io: CliIo): Promise<number> {
     // The file may have changed after it was read above.
     else if (reloadPending) void gateway.reload()
   })
+  // A cluster worker's IPC channel would keep it alive after draining.
+  if (cluster.isWorker) process.disconnect()
+  return code
 }

@@ -69,6 +69,9 @@ export function checkConfig (config: GatewayConfig, warnings: ConfigWarning[]): 
     else if (toMs(ttl) > 3_600_000) warn('JOTGATE_W_ACCESS_TTL', path, 'over 1 hour: a stolen access token stays usable that long unless revoked')
   }
 
+  if (store.type === 'memory' && server.workers > 1) {
+    add('server.workers', 'needs a shared store: with store.type memory every worker would keep its own revocations')
+  }
   if (store.type === 'memory') {
     warn('JOTGATE_W_MEMORY_STORE', 'store.type', 'memory: revocations and refresh tokens live in this process only (one instance, lost on restart)')
   }

@@ -151,7 +151,12 @@ export const ConfigSchema = obj({
     /** Upstream slower than this: 504. */
     upstreamTimeout: Duration('10s'),
     /** On SIGTERM, in-flight requests get this long before the process exits. */
-    shutdownGrace: Duration('10s')
+    shutdownGrace: Duration('10s'),
+    /**
+     * Processes serving the same ports (node:cluster); 1 runs in-process.
+     * Each worker has its own verified-token cache and metrics registry.
+     */
+    workers: Type.Integer({ minimum: 1, maximum: 64, default: 1 })
   }, { default: {} }),
   admin: Type.Optional(obj({
     host: Type.String({ minLength: 1, default: '127.0.0.1' }),
