@@ -62,6 +62,8 @@ export async function runGateway (loaded: LoadedConfig, log: Logger, env: NodeJS
       await gateway.close()
       clearTimeout(timer)
       log.info('stopped')
+      // Log lines are written asynchronously: none may be lost at exit.
+      await new Promise<void>((resolve) => { log.flush(() => resolve()) })
     })()
     return closing
   }

@@ -40,18 +40,37 @@ export function createMetrics (): Metrics & { instrumentStore: (store: Store) =>
   const logins = new Counter({ name: 'jotgate_logins_total', help: 'Login attempts, by outcome', labelNames: ['outcome'], registers: [registry] })
   const revocations = new Counter({ name: 'jotgate_revocations_total', help: 'Revocations written, by kind', labelNames: ['kind'], registers: [registry] })
 
+  const requestChildren = new Map<string, { count: { inc: () => void }, duration: { observe: (v: number) => void } }>()
+  const durationChildren = new Map<string, { observe: (v: number) => void }>()
+  const upstreamChildren = new Map<string, { observe: (v: number) => void }>()
+  const durationOf = (route: string) => {
+    let c = durationChildren.get(route)
+    if (c === undefined) durationChildren.set(route, c = duration.labels(route))
+    return c
+  }
+  const upstreamOf = (route: string) => {
+    let c = upstreamChildren.get(route)
+    if (c === undefined) upstreamChildren.set(route, c = upstream.labels(route))
+    return c
+  }
+
   const instrumentStore = (store: Store): Store => {
-    const timed = <A extends unknown[], R>(op: string, fn: (...args: A) => Promise<R>, after?: () => void) => async (...args: A): Promise<R> => {
-      const end = storeDuration.startTimer({ op })
-      try {
-        const result = await fn(...args)
-        after?.()
-        return result
-      } catch (err) {
-        storeErrors.inc({ op })
-        throw err
-      } finally {
-        end()
+    const timed = <A extends unknown[], R>(op: string, fn: (...args: A) => Promise<R>, after?: () => void) => {
+      // Children bound once: no label hashing per call.
+      const observe = storeDuration.labels(op)
+      const failed = storeErrors.labels(op)
+      return async (...args: A): Promise<R> => {
+        const start = performance.now()
+        try {
+          const result = await fn(...args)
+          after?.()
+          return result
+        } catch (err) {
+          failed.inc()
+          throw err
+        } finally {
+          observe.observe((performance.now() - start) / 1000)
+        }
       }
     }
     return {
@@ -71,11 +90,19 @@ export function createMetrics (): Metrics & { instrumentStore: (store: Store) =>
     registry,
     instrumentStore,
     request (route, method, status, code, seconds) {
-      requests.inc({ route, method, status: String(status) })
-      duration.observe({ route }, seconds)
-      if (code !== undefined) refusals.inc({ code })
+      // Label children are cached by their values (all bounded): prom-client
+      // would otherwise hash the label object on every request.
+      const key = `${route}\u0000${method}\u0000${status}`
+      let child = requestChildren.get(key)
+      if (child === undefined) {
+        child = { count: requests.labels(route, method, String(status)), duration: durationOf(route) }
+        requestChildren.set(key, child)
+      }
+      child.count.inc()
+      child.duration.observe(seconds)
+      if (code !== undefined) refusals.labels(code).inc()
     },
-    upstream: (route, seconds) => upstream.observe({ route }, seconds),
+    upstream: (route, seconds) => upstreamOf(route).observe(seconds),
     login: (outcome) => logins.inc({ outcome }),
     jwksFetch: (issuer, outcome) => jwks.inc({ issuer, outcome }),
     failOpen: () => failOpen.inc()
