@@ -1,0 +1,131 @@
+/**
+ * Medians per scenario, ratios to the baseline of the same run, and the
+ * table printed at the end.
+ */
+
+/** RSS under load: at most this multiple of the baseline's (issue 8). */
+export const MAX_RSS_RATIO = 1.5
+
+/** @param {(number | null | undefined)[]} values */
+export function median (values) {
+  const v = /** @type {number[]} */ (values.filter((x) => typeof x === 'number' && Number.isFinite(x))).sort((a, b) => a - b)
+  if (v.length === 0) return null
+  const mid = Math.floor(v.length / 2)
+  return v.length % 2 === 1 ? /** @type {number} */ (v[mid]) : (/** @type {number} */ (v[mid - 1]) + /** @type {number} */ (v[mid])) / 2
+}
+
+/**
+ * @param {import('./run.js').Scenario[]} scenarios
+ * @param {Record<string, any[]>} raw per scenario, one entry per repetition
+ * @param {{ distinct: number, cacheSize: number }} settings
+ */
+export function summarize (scenarios, raw, settings) {
+  const base = scenarios.find((s) => s.server === 'baseline')
+  const baseRuns = base === undefined ? [] : raw[base.name] ?? []
+  const medians = (/** @type {any[]} */ runs) => ({
+    rps: median(runs.map((r) => r.rps)),
+    p50: median(runs.map((r) => r.p50)),
+    p99: median(runs.map((r) => r.p99)),
+    cpuUsPerReq: median(runs.map((r) => r.cpuUsPerReq.server)),
+    upstreamCpuUsPerReq: median(runs.map((r) => r.cpuUsPerReq.upstream)),
+    redisCpuUsPerReq: median(runs.map((r) => r.cpuUsPerReq.redis)),
+    driverCpuUsPerReq: median(runs.map((r) => r.cpuUsPerReq.driver)),
+    otherCpuShare: median(runs.map((r) => r.otherCpuShare)),
+    rssMiB: median(runs.map((r) => r.rssBytes === null ? null : r.rssBytes / 1048576)),
+    requests: median(runs.map((r) => r.requests)),
+    non2xx: runs.reduce((n, r) => n + r.non2xx, 0),
+    errors: runs.reduce((n, r) => n + r.errors, 0),
+    warmCacheRuns: runs.filter((r) => r.cacheCold === false).length
+  })
+  const b = medians(baseRuns)
+  return scenarios.map((s) => {
+    const runs = raw[s.name] ?? []
+    const m = medians(runs)
+    const ratio = m.rps !== null && b.rps ? m.rps / b.rps : null
+    const p99DeltaMs = m.p99 !== null && b.p99 !== null ? m.p99 - b.p99 : null
+    const rssRatio = m.rssMiB !== null && b.rssMiB ? m.rssMiB / b.rssMiB : null
+    // Same-repetition ratios: each run against the baseline run of its own repetition.
+    const ratioPerRep = runs.map((r) => {
+      const br = median(baseRuns.filter((x) => x.rep === r.rep).map((x) => x.rps))
+      return br === null ? null : r.rps / br
+    })
+    const isJot = s.server !== 'baseline'
+    return {
+      name: s.name,
+      server: s.server,
+      alg: s.alg ?? null,
+      kind: s.kind ?? null,
+      median: m,
+      ratio,
+      ratioPerRep,
+      medianOfRatioPerRep: median(ratioPerRep),
+      p99DeltaMs,
+      rssRatio,
+      // Share of requests whose token was not yet in the verified-token
+      // cache (the first lap of the ring, when the run began cold and the
+      // ring fits in the cache; all of them when it does not).
+      signatureCheckShare: s.kind === 'distinct' && m.requests ? (s.tokens.length > settings.cacheSize ? 1 : Math.min(1, s.tokens.length / m.requests)) : null,
+      targets: isJot ? { minRatio: s.minRatio ?? null, maxP99DeltaMs: s.maxP99DeltaMs ?? null, maxRssRatio: MAX_RSS_RATIO } : null,
+      verdict: isJot
+        ? {
+            rps: s.minRatio === undefined || ratio === null ? null : ratio >= s.minRatio,
+            p99: s.maxP99DeltaMs === undefined || p99DeltaMs === null ? null : p99DeltaMs <= s.maxP99DeltaMs,
+            rss: rssRatio === null ? null : rssRatio <= MAX_RSS_RATIO
+          }
+        : null,
+      reps: runs
+    }
+  })
+}
+
+const fixed = (/** @type {number | null} */ x, /** @type {number} */ d) => x === null ? '-' : x.toFixed(d)
+
+/**
+ * @param {ReturnType<typeof summarize>} summary
+ * @param {{ revocation: any[], settings: any, machine: any, verifyUs?: Record<string, number> }} extra
+ */
+export function formatTable (summary, { revocation, settings, machine, verifyUs }) {
+  const head = ['scenario', 'req/s', 'p50 ms', 'p99 ms', 'CPU µs/req', 'RSS MiB', 'x base', 'p99 Δ ms', 'redis µs/req', 'others %', 'target', 'result']
+  const rows = summary.map((s) => {
+    const m = s.median
+    const t = s.targets
+    const target = t === null ? '' : [t.minRatio === null ? null : `>=${t.minRatio.toFixed(2)}x`, t.maxP99DeltaMs === null ? null : `Δp99<=${t.maxP99DeltaMs}`, `rss<=${t.maxRssRatio}x`].filter(Boolean).join(' ')
+    const v = s.verdict
+    const misses = v === null ? [] : [v.rps === false ? 'req/s' : null, v.p99 === false ? 'p99' : null, v.rss === false ? 'rss' : null].filter(Boolean)
+    const result = v === null ? '' : misses.length === 0 ? 'ok' : `MISS ${misses.join(',')}`
+    return [
+      s.name, fixed(m.rps, 0), fixed(m.p50, 2), fixed(m.p99, 2), fixed(m.cpuUsPerReq, 0), fixed(m.rssMiB, 0),
+      s.server === 'baseline' ? '1.00' : fixed(s.ratio, 2),
+      s.server === 'baseline' ? '' : `${s.p99DeltaMs !== null && s.p99DeltaMs >= 0 ? '+' : ''}${fixed(s.p99DeltaMs, 2)}`,
+      fixed(m.redisCpuUsPerReq, 1), m.otherCpuShare === null ? '-' : (100 * m.otherCpuShare).toFixed(0), target, result
+    ]
+  })
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)))
+  const line = (/** @type {string[]} */ cells) => cells.map((c, i) => (i === 0 || i >= 10 ? c.padEnd(/** @type {number} */ (widths[i])) : c.padStart(/** @type {number} */ (widths[i])))).join('  ').trimEnd()
+  const out = [
+    `jotgate bench: ${machine.cpu}, ${machine.cores} cores, node ${machine.node}, ${machine.date}`,
+    `${settings.reps} interleaved repetitions (baseline twice in each) x ${settings.duration} s after ${settings.warmup} s warm-up, ${settings.connections} connections; medians per scenario; x base = req/s / baseline req/s (same run)`,
+    '',
+    line(head),
+    line(head.map((_, i) => '-'.repeat(/** @type {number} */ (widths[i])))),
+    ...rows.map(line),
+    ''
+  ]
+  const bad = summary.filter((s) => s.median.non2xx + s.median.errors > 0)
+  for (const s of bad) out.push(`WARNING ${s.name}: ${s.median.non2xx} non-2xx responses, ${s.median.errors} errors over all repetitions`)
+  const distinct = summary.filter((s) => s.signatureCheckShare !== null)
+  if (distinct.length > 0) {
+    const warm = distinct.reduce((n, s) => n + s.median.warmCacheRuns, 0)
+    out.push(`distinct: every jotgate run starts on a reloaded config (as on SIGHUP), so with an empty verified-token cache${warm > 0 ? ` (except ${warm} run(s), see results.json cacheCold)` : ''}; ` +
+      `each token's signature is checked on its first use only; share of requests that needed one (median run): ${distinct.map((s) => `${s.alg} ${(100 * /** @type {number} */ (s.signatureCheckShare)).toFixed(0)}%`).join(', ')}`)
+  }
+  if (verifyUs !== undefined) out.push(`node:crypto alone on this machine, µs per signature check: ${Object.entries(verifyUs).map(([k, v]) => `${k} ${v}`).join(', ')}`)
+  out.push('CPU µs/req: user+system time of the server process over the run / responses; redis µs/req: the same for redis-server; RSS: peak VmRSS during the run;')
+  out.push('others %: CPU taken by processes outside the benchmark during the run, as a share of the whole machine (noise: high values make a run unreliable).')
+  for (const r of revocation) {
+    out.push(`revocation (POST /revocations, ${r.instances} instance${r.instances > 1 ? 's' : ''}, under HS256 load at ${r.loadRps.toFixed(0)} req/s): ` +
+      `${r.calls - r.failed}/${r.calls} calls 201, p50 ${fixed(r.p50, 2)} ms, p99 ${fixed(r.p99, 2)} ms, max ${fixed(r.max, 2)} ms; ` +
+      `token refused by every instance right after the call returned: ${r.refusedEverywhere}/${r.calls - r.failed}`)
+  }
+  return out
+}

@@ -1,0 +1,417 @@
+/**
+ * `npm run bench`: jotgate against a plain @fastify/http-proxy, same
+ * upstream, same run, interleaved repetitions. See bench/README.md.
+ *
+ * Settings (environment): BENCH_REPS (3), BENCH_DURATION seconds (5),
+ * BENCH_WARMUP seconds (1), BENCH_CONNECTIONS (50), BENCH_DISTINCT (10000),
+ * BENCH_REVOCATIONS (200), BENCH_REVOCATION_INSTANCES ("1", e.g. "1,2,4"),
+ * BENCH_ONLY (a regex on scenario names), BENCH_SEED (1), BENCH_LOG_LEVEL
+ * (jotgate's log level, "info": one line per request as in production),
+ * BENCH_PROFILE=1 or --profile (BENCH_PROFILE_DIR: keep the .cpuprofile
+ * files there), REDIS_URL (redis://127.0.0.1:6379).
+ */
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { cpus, loadavg, release, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { Redis } from 'ioredis'
+import { spawnServer } from './servers.js'
+import { cpuMicros, drive, machineMicros, threadCpuMicros, watchRss } from './load.js'
+import { runRevocationJob } from './revocation.js'
+import { compareProfiles, formatProfile, summarizeProfile } from './profile.js'
+import { ALGS, gatewayConfig, generateKeys, signTokens, verifyCosts } from './tokens.js'
+import { formatTable, summarize } from './report.js'
+
+const env = process.env
+const num = (/** @type {string | undefined} */ v, /** @type {number} */ d) => (v === undefined || v === '' ? d : Number(v))
+const settings = {
+  reps: num(env.BENCH_REPS, 3),
+  duration: num(env.BENCH_DURATION, 5),
+  warmup: num(env.BENCH_WARMUP, 1),
+  connections: num(env.BENCH_CONNECTIONS, 50),
+  distinct: num(env.BENCH_DISTINCT, 10_000),
+  /** Distinct tokens of the warm-up before a distinct run: others than the measured ones, so the run starts with none of its tokens cached. */
+  warmupDistinct: 1000,
+  revocationCalls: num(env.BENCH_REVOCATIONS, 200),
+  revocationIntervalMs: 10,
+  revocationInstances: (env.BENCH_REVOCATION_INSTANCES ?? '1').split(',').map(Number).filter((n) => n >= 1),
+  only: env.BENCH_ONLY === undefined ? undefined : new RegExp(env.BENCH_ONLY, 'i'),
+  seed: num(env.BENCH_SEED, 1),
+  logLevel: env.BENCH_LOG_LEVEL ?? 'info',
+  profile: process.argv.includes('--profile') || env.BENCH_PROFILE === '1',
+  redisUrl: env.REDIS_URL ?? 'redis://127.0.0.1:6379'
+}
+
+const RESULTS_FILE = fileURLToPath(new URL('results.json', import.meta.url))
+const log = (/** @type {string} */ line) => process.stderr.write(`${line}\n`)
+const sleep = (/** @type {number} */ ms) => new Promise((resolve) => setTimeout(resolve, ms))
+const began = Date.now()
+const elapsed = () => `${((Date.now() - began) / 1000).toFixed(0)}s`
+
+/** Minimum ratios to the baseline's req/s (issue 8). EdDSA distinct has none. */
+const TARGETS = {
+  repeated: { HS256: 0.90, RS256: 0.85, ES256: 0.85, EdDSA: 0.85 },
+  distinct: { HS256: 0.80, RS256: 0.65, ES256: 0.55, EdDSA: undefined }
+}
+
+/**
+ * @typedef {object} Scenario
+ * @property {string} name
+ * @property {'baseline' | 'jotgate' | 'jotgateDirect'} server
+ * @property {string[]} tokens sent during the measured run
+ * @property {string[]} warmTokens sent during the warm-up
+ * @property {import('./tokens.js').Alg} [alg]
+ * @property {'repeated' | 'distinct'} [kind]
+ * @property {number} [minRatio]
+ * @property {number} [maxP99DeltaMs]
+ */
+
+/** @param {number} seed a small deterministic PRNG (mulberry32) */
+function random (seed) {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6D2B79F5) >>> 0
+    let t = Math.imul(a ^ (a >>> 15), 1 | a)
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+/** @template T @param {T[]} items @param {() => number} rnd */
+function shuffled (items, rnd) {
+  const out = [...items]
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(rnd() * (i + 1))
+    ;[out[i], out[j]] = /** @type {[T, T]} */ ([out[j], out[i]])
+  }
+  return out
+}
+
+/** The Redis server's pid, to count its CPU per request too (when /proc shows it). */
+async function redisPid (/** @type {Redis} */ redis) {
+  const info = await redis.info('server')
+  const m = /process_id:(\d+)/.exec(info)
+  const pid = m === null ? undefined : Number(m[1])
+  return cpuMicros(pid) === undefined ? undefined : pid
+}
+
+/**
+ * One measured run: warm-up, then a D-second window in the same autocannon
+ * run, with the CPU time of every process read at the window's bounds and
+ * the server's RSS sampled throughout it.
+ * @param {Scenario} scenario
+ * @param {{ target: import('./servers.js').ServerHandle, upstream: import('./servers.js').ServerHandle, pids: Record<string, number | undefined> }} where
+ */
+async function measure (scenario, { target, upstream, pids }) {
+  /** @type {Record<string, number | undefined>} */
+  let before = {}
+  /** @type {Record<string, number | undefined>} */
+  let after = {}
+  /** @type {ReturnType<typeof machineMicros>} */
+  let machineBefore
+  /** @type {ReturnType<typeof machineMicros>} */
+  let machineAfter
+  /** @type {() => Record<string, number>} */
+  let stopRss = () => ({})
+  /** @type {Promise<Record<string, number>> | undefined} */
+  let upstreamBefore
+  const snapshot = () => Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuMicros(pid)]))
+  const result = await drive({
+    urls: [target.url],
+    connections: settings.connections,
+    warmup: settings.warmup,
+    duration: settings.duration,
+    tokens: scenario.tokens,
+    warmTokens: scenario.warmTokens,
+    onWindowStart: () => {
+      before = snapshot()
+      machineBefore = machineMicros()
+      stopRss = watchRss({ server: target.pid })
+      upstreamBefore = upstream.stats()
+    },
+    onWindowEnd: () => {
+      after = snapshot()
+      machineAfter = machineMicros()
+    }
+  }).done
+  const rss = stopRss()
+  const upstreamAfter = await upstream.stats()
+  const answered = result.requests + result.non2xx
+  /** @type {Record<string, number | null>} */
+  const cpuUsPerReq = {}
+  let ours = 0
+  for (const k of Object.keys(pids)) {
+    const b = before[k]
+    const a = after[k]
+    const spent = a === undefined || b === undefined ? undefined : a - b
+    if (spent !== undefined) ours += spent
+    cpuUsPerReq[k] = spent === undefined || answered === 0 ? null : spent / answered
+  }
+  // What other processes on the machine took while we measured, as a share
+  // of its whole capacity: the noise this run was exposed to.
+  const otherCpuShare = machineBefore === undefined || machineAfter === undefined
+    ? null
+    : Math.max(0, (machineAfter.busy - machineBefore.busy - ours) / (machineAfter.total - machineBefore.total))
+  // New upstream connections during the window: ~0 when the proxy keeps its pool alive.
+  const upstreamConnections = (upstreamAfter.connections ?? 0) - ((await upstreamBefore)?.connections ?? 0)
+  return { ...result, cpuUsPerReq, rssBytes: rss.server ?? null, otherCpuShare, upstreamConnections }
+}
+
+/** Checks that every scenario's first request is answered 200 before measuring anything. */
+async function preflight (/** @type {Scenario[]} */ scenarios, /** @type {Record<string, import('./servers.js').ServerHandle>} */ servers) {
+  for (const s of scenarios) {
+    for (const token of [s.tokens[0], s.warmTokens[0]]) {
+      const res = await fetch(`${servers[s.server]?.url}/`, { headers: { authorization: `Bearer ${token}` } })
+      const body = await res.text()
+      if (res.status !== 200) throw new Error(`preflight ${s.name}: ${res.status} ${body}`)
+    }
+  }
+}
+
+/**
+ * Revocation latency with `n` instances sharing the store, under the
+ * HS256 repeated-token load spread over all of them.
+ * @param {number} n
+ * @param {{ jotgate: import('./servers.js').ServerHandle, startJotgate: (name: string) => Promise<import('./servers.js').ServerHandle>, loadToken: string, items: { token: string, jti: string, exp: number }[] }} ctx
+ */
+async function revocationPhase (n, { jotgate, startJotgate, loadToken, items }) {
+  const extra = await Promise.all(Array.from({ length: n - 1 }, (_, i) => startJotgate(`jotgate-${i + 2}`)))
+  const instances = [jotgate, ...extra]
+  try {
+    const load = drive({ urls: instances.map((h) => h.url), connections: settings.connections, warmup: settings.warmup, duration: Infinity, tokens: [loadToken] })
+    await sleep(settings.warmup * 1000 + 200)
+    const report = await runRevocationJob({
+      adminUrls: instances.map((h) => `http://127.0.0.1:${h.adminPort}`),
+      gatewayUrls: instances.map((h) => h.url),
+      items,
+      intervalMs: settings.revocationIntervalMs
+    })
+    load.stop()
+    const loadResult = await load.done
+    const sorted = [...report.latencies].sort((a, b) => a - b)
+    const q = (/** @type {number} */ p) => sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)] ?? NaN
+    return {
+      instances: n,
+      calls: report.calls,
+      failed: report.failed,
+      p50: q(0.5),
+      p99: q(0.99),
+      max: q(1),
+      refusedEverywhere: report.refusedEverywhere,
+      leaked: report.leaked,
+      loadRps: loadResult.rps,
+      loadNon2xx: loadResult.non2xx
+    }
+  } finally {
+    await Promise.all(extra.map((h) => h.stop()))
+  }
+}
+
+/**
+ * A separate server with --cpu-prof, driven with the HS256 repeated token;
+ * only samples inside the measured window are summarized.
+ * @param {{ start: (execArgv: string[]) => Promise<import('./servers.js').ServerHandle>, token: string, dir: string }} ctx
+ */
+async function profileServer ({ start, token, dir }) {
+  const handle = await start(['--cpu-prof', `--cpu-prof-dir=${dir}`, '--cpu-prof-interval=200'])
+  try {
+    /** @type {{ process?: number, main?: number, at: number }} */
+    let cpuBefore = { at: 0 }
+    /** @type {{ process?: number, main?: number, at: number }} */
+    let cpuAfter = { at: 0 }
+    const cpuNow = () => ({ process: cpuMicros(handle.pid), main: threadCpuMicros(handle.pid, handle.pid), at: Number(process.hrtime.bigint() / 1000n) })
+    const result = await drive({
+      urls: [handle.url],
+      connections: settings.connections,
+      warmup: settings.warmup + 1,
+      duration: settings.duration,
+      tokens: [token],
+      onWindowStart: () => { cpuBefore = cpuNow() },
+      onWindowEnd: () => { cpuAfter = cpuNow() }
+    }).done
+    const diff = (/** @type {number | undefined} */ a, /** @type {number | undefined} */ b) => a === undefined || b === undefined ? undefined : a - b
+    const code = await handle.stop()
+    if (code !== 0) throw new Error(`${handle.name} exited with ${code}`)
+    const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'))
+    if (file === undefined) throw new Error('no .cpuprofile written')
+    const profile = JSON.parse(readFileSync(join(dir, file), 'utf8'))
+    // Kept for Chrome DevTools or speedscope when asked for.
+    if (env.BENCH_PROFILE_DIR) {
+      mkdirSync(env.BENCH_PROFILE_DIR, { recursive: true })
+      copyFileSync(join(dir, file), join(env.BENCH_PROFILE_DIR, `${handle.name}.cpuprofile`))
+    }
+    return {
+      rps: result.rps,
+      p99: result.p99,
+      ...summarizeProfile(profile, {
+        requests: result.requests + result.non2xx,
+        window: { start: cpuBefore.at, end: cpuAfter.at },
+        mainThreadCpuUs: diff(cpuAfter.main, cpuBefore.main),
+        processCpuUs: diff(cpuAfter.process, cpuBefore.process)
+      })
+    }
+  } finally {
+    await handle.stop()
+  }
+}
+
+async function main () {
+  const dir = mkdtempSync(join(tmpdir(), 'jotgate-bench-'))
+  const keyPrefix = `jotgate-bench:${process.pid}:${Date.now()}:`
+  /** @type {import('./servers.js').ServerHandle[]} */
+  const started = []
+  const cleanup = async () => { await Promise.all(started.map((h) => h.stop().catch(() => null))) }
+  process.once('SIGINT', () => { void cleanup().finally(() => process.exit(130)) })
+  const redis = new Redis(settings.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 })
+  try {
+    await redis.connect()
+    log(`[${elapsed()}] keys and tokens (${settings.distinct} distinct per algorithm)...`)
+    const keys = generateKeys(dir)
+    /** @type {Record<string, { repeated: string, distinct: string[], warm: string[] }>} */
+    const tokens = {}
+    for (const alg of ALGS) {
+      const key = keys[alg]
+      const [repeated] = await signTokens(key, 1, `${alg}-repeated`)
+      const distinct = await signTokens(key, settings.distinct, `${alg}-distinct`)
+      const warm = await signTokens(key, settings.warmupDistinct, `${alg}-warm`)
+      tokens[alg] = { repeated: /** @type {{ token: string }} */ (repeated).token, distinct: distinct.map((t) => t.token), warm: warm.map((t) => t.token) }
+    }
+    const verifyUs = verifyCosts(keys, tokens)
+    log(`[${elapsed()}] node:crypto alone, µs per signature check: ${JSON.stringify(verifyUs)}`)
+    const revocationItems = await signTokens(keys.HS256, settings.revocationCalls * settings.revocationInstances.length, 'revoked')
+    log(`[${elapsed()}] starting servers...`)
+    const childEnv = { ...env }
+    // LOG_LEVEL would override the config's level inside jotgate.
+    delete childEnv.LOG_LEVEL
+    const upstream = await spawnServer('upstream', ['upstream'], { env: childEnv })
+    started.push(upstream)
+    const configFile = join(dir, 'gateway.json')
+    // The measured jotgate keeps the revocation list in memory (store.replica,
+    // consistent through acknowledged propagation); one row runs the default
+    // direct lookup (one Redis MGET per request) for comparison.
+    writeFileSync(configFile, JSON.stringify(gatewayConfig({ keys, upstream: upstream.url, redisUrl: settings.redisUrl, keyPrefix, logLevel: settings.logLevel, replica: true }), null, 2))
+    const directFile = join(dir, 'gateway-direct.json')
+    writeFileSync(directFile, JSON.stringify(gatewayConfig({ keys, upstream: upstream.url, redisUrl: settings.redisUrl, keyPrefix, logLevel: settings.logLevel }), null, 2))
+    const startJotgate = async (/** @type {string} */ name, /** @type {string[]} */ execArgv = [], file = configFile) => {
+      const h = await spawnServer(name, ['jotgate', file], { env: childEnv, execArgv })
+      started.push(h)
+      return h
+    }
+    const [baseline, jotgate, jotgateDirect] = await Promise.all([
+      spawnServer('baseline', ['baseline', upstream.url], { env: childEnv }).then((h) => { started.push(h); return h }),
+      startJotgate('jotgate'),
+      startJotgate('jotgate-direct', [], directFile)
+    ])
+    const servers = { baseline, jotgate, jotgateDirect }
+    const rPid = await redisPid(redis)
+
+    /** @type {Scenario[]} */
+    let scenarios = [{ name: 'baseline (http-proxy)', server: 'baseline', tokens: [tokens.HS256.repeated], warmTokens: [tokens.HS256.repeated] }]
+    for (const alg of ALGS) {
+      const t = /** @type {{ repeated: string, distinct: string[], warm: string[] }} */ (tokens[alg])
+      scenarios.push({ name: `${alg} repeated`, server: 'jotgate', alg, kind: 'repeated', tokens: [t.repeated], warmTokens: [t.repeated], minRatio: TARGETS.repeated[alg], ...(alg === 'HS256' ? { maxP99DeltaMs: 1 } : {}) })
+      scenarios.push({ name: `${alg} ${settings.distinct} distinct`, server: 'jotgate', alg, kind: 'distinct', tokens: t.distinct, warmTokens: t.warm, ...(TARGETS.distinct[alg] === undefined ? {} : { minRatio: TARGETS.distinct[alg] }) })
+    }
+    const hs = /** @type {{ repeated: string }} */ (tokens.HS256)
+    scenarios.push({ name: 'HS256 repeated, direct', server: 'jotgateDirect', alg: 'HS256', kind: 'repeated', tokens: [hs.repeated], warmTokens: [hs.repeated] })
+    if (settings.only !== undefined) {
+      const only = settings.only
+      scenarios = scenarios.filter((s) => s.server === 'baseline' || only.test(s.name))
+    }
+    await preflight(scenarios, servers)
+
+    /** @type {Record<string, any[]>} */
+    const raw = Object.fromEntries(scenarios.map((s) => [s.name, []]))
+    const rnd = random(settings.seed)
+    /** @type {string[][]} */
+    const orders = []
+    // Priming: one short run per scenario before anything is measured, so
+    // that no measured run pays for JIT warm-up or for opening pools.
+    log(`[${elapsed()}] priming...`)
+    for (const s of scenarios) {
+      await drive({ urls: [servers[s.server].url], connections: settings.connections, duration: settings.warmup, tokens: s.warmTokens }).done
+    }
+    const { ConfigSchema } = await import(new URL('../dist/config/schema.js', import.meta.url).href)
+    /** jotgate's verified-token cache size (the config default, which the bench keeps). */
+    const cacheSize = /** @type {number} */ (ConfigSchema.properties.tokens.properties.cacheSize.default)
+    const baselineScenario = /** @type {Scenario} */ (scenarios.find((s) => s.server === 'baseline'))
+    const others = scenarios.filter((s) => s !== baselineScenario)
+    for (let rep = 0; rep < settings.reps; rep++) {
+      // The baseline runs twice per repetition, once in each half of the
+      // shuffled order, so every jotgate run has a baseline run near it in time.
+      const shuffledOthers = shuffled(others, rnd)
+      const half = Math.ceil(shuffledOthers.length / 2)
+      const firstHalf = shuffled([baselineScenario, ...shuffledOthers.slice(0, half)], rnd)
+      const secondHalf = shuffled([baselineScenario, ...shuffledOthers.slice(half)], rnd)
+      const order = [...firstHalf, ...secondHalf]
+      orders.push(order.map((s) => s.name))
+      for (const s of order) {
+        const target = servers[s.server]
+        // Every jotgate run starts on a fresh generation (a reload, as on
+        // SIGHUP), so a distinct run finds none of its tokens in the
+        // verified-token cache whatever ran before it; the warm-up then
+        // runs on the new generation.
+        const cacheCold = s.server !== 'baseline' ? await target.reload() : null
+        if (cacheCold === false) throw new Error('jotgate refused to reload its config')
+        const r = await measure(s, { target, upstream, pids: { server: target.pid, upstream: upstream.pid, redis: rPid, driver: process.pid } })
+        raw[s.name]?.push({ rep, cacheCold, ...r })
+        log(`[${elapsed()}] rep ${rep + 1}/${settings.reps} ${s.name.padEnd(22)} ${r.rps.toFixed(0).padStart(6)} req/s  p50 ${r.p50.toFixed(2)} ms  p99 ${r.p99.toFixed(2)} ms  cpu ${r.cpuUsPerReq.server?.toFixed(0)} µs/req  others ${r.otherCpuShare === null ? '-' : (100 * r.otherCpuShare).toFixed(0)}%  new upstream conns ${r.upstreamConnections}${r.non2xx + r.errors > 0 ? `  NON-2XX ${r.non2xx} ERR ${r.errors}` : ''}`)
+      }
+    }
+
+    /** @type {any[]} */
+    const revocation = []
+    for (const [i, n] of settings.revocationInstances.entries()) {
+      const items = revocationItems.slice(i * settings.revocationCalls, (i + 1) * settings.revocationCalls)
+      log(`[${elapsed()}] revocation latency, ${n} instance(s), ${items.length} calls under load...`)
+      revocation.push(await revocationPhase(n, { jotgate, startJotgate, loadToken: tokens.HS256.repeated, items }))
+    }
+
+    let profile
+    if (settings.profile) {
+      log(`[${elapsed()}] CPU profile run (HS256 repeated)...`)
+      // The baseline is profiled the same way, so that the summary can say
+      // where jotgate spends more per request than the plain proxy.
+      const baselineProfile = await profileServer({
+        start: (execArgv) => spawnServer('baseline-profiled', ['baseline', upstream.url], { env: childEnv, execArgv }).then((h) => { started.push(h); return h }),
+        token: tokens.HS256.repeated,
+        dir: join(dir, 'prof-baseline')
+      })
+      const jotgateProfile = await profileServer({ start: (execArgv) => startJotgate('jotgate-profiled', execArgv), token: tokens.HS256.repeated, dir: join(dir, 'prof-jotgate') })
+      profile = { jotgate: jotgateProfile, baseline: baselineProfile, comparison: compareProfiles(jotgateProfile, baselineProfile) }
+    }
+
+    const summary = summarize(scenarios, raw, { ...settings, cacheSize })
+    const machine = { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, node: process.version, os: `${process.platform} ${release()}`, loadavgAtEnd: loadavg(), date: new Date().toISOString() }
+    const lines = formatTable(summary, { revocation, settings, machine, verifyUs })
+    if (profile !== undefined) lines.push('', ...formatProfile(profile))
+    process.stdout.write(`${lines.join('\n')}\n`)
+    const { only, ...plainSettings } = settings
+    writeFileSync(RESULTS_FILE, `${JSON.stringify({
+      machine,
+      settings: { ...plainSettings, only: only?.source ?? null, keyPrefix, redisCpuMeasured: rPid !== undefined },
+      orders,
+      verifyUsPerSignature: verifyUs,
+      scenarios: summary,
+      revocation,
+      ...(profile === undefined ? {} : { profile }),
+      totalSeconds: (Date.now() - began) / 1000
+    }, null, 2)}\n`)
+    log(`[${elapsed()}] wrote ${RESULTS_FILE}`)
+  } finally {
+    await cleanup()
+    // The benchmark's revocation entries expire on their own; remove them now anyway.
+    if (redis.status === 'ready') {
+      const stale = []
+      for await (const batch of redis.scanStream({ match: `${keyPrefix}*`, count: 1000 })) stale.push(...batch)
+      if (stale.length > 0) await redis.del(...stale)
+    }
+    redis.disconnect()
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+main().catch((err) => {
+  log(err?.stack ?? String(err))
+  process.exitCode = 1
+})
