@@ -12,6 +12,8 @@ import { toMs } from './config/duration.js'
 import { normalizeTarget } from './pipeline/normalize-path.js'
 import { createGeneration, kContext, kPathError, kRefusal, kTarget, type Generation } from './generation.js'
 import { registerProxy, PROXIED_METHODS } from './proxy/register.js'
+import { registerCors } from './proxy/cors.js'
+import { attachWebSockets } from './proxy/websocket.js'
 import { registerAuthRoutes } from './auth/routes.js'
 import { buildAdmin } from './admin/server.js'
 import { createStore } from './store/index.js'
@@ -154,8 +156,11 @@ export async function buildGateway (loaded: LoadedConfig, options: GatewayOption
     }, 'request')
   })
 
+  // CORS first: its hook answers preflights before any token is asked for.
+  await registerCors(app, { generation })
   await registerAuthRoutes(app, { auth: config.auth, store, generation, onLogin: metrics.login, ...(options.now === undefined ? {} : { now: options.now }) })
   await app.register(async (scope) => { await registerProxy(scope, { server, generation, onUpstream: metrics.upstream }) })
+  attachWebSockets(app, { generation, store, log, metrics, state, ...(options.now === undefined ? {} : { now: options.now }) })
 
   const admin = config.admin === undefined ? undefined : buildAdmin({ config: config.admin, logger: log, store, state, generation, metrics })
 
@@ -202,7 +207,9 @@ function toGatewayError (err: FastifyError, log: Logger): GatewayError {
 /** Sends a refusal: the JSON body of CONTRACT section 6 and, on 401/403, the RFC 6750 challenge. */
 export function sendRefusal (request: FastifyRequest, reply: FastifyReply, err: GatewayError): FastifyReply {
   request[kRefusal] = err
-  const presented = err.code !== 'JOTGATE_TOKEN_MISSING' && (request[kContext]?.token !== undefined || hasAuthorization(request))
+  // An ambiguous or malformed token was sent, whatever carried it (cookie, query).
+  const presented = err.code === 'JOTGATE_TOKEN_AMBIGUOUS' || err.code === 'JOTGATE_TOKEN_MALFORMED' ||
+    (err.code !== 'JOTGATE_TOKEN_MISSING' && (request[kContext]?.token !== undefined || hasAuthorization(request)))
   const challenge = wwwAuthenticate(err, presented)
   if (challenge !== undefined) reply.header('www-authenticate', challenge)
   if (err.headers !== undefined) reply.headers(err.headers)

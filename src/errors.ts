@@ -22,6 +22,7 @@ export const CATALOGUE = {
   JOTGATE_TOKEN_AUDIENCE: [401, 'The token audience is not accepted'],
   JOTGATE_TOKEN_REVOKED: [401, 'The token has been revoked'],
   JOTGATE_FORBIDDEN: [403, 'The token does not grant access to this route'],
+  JOTGATE_CSRF: [403, 'Cross-site request refused'],
   JOTGATE_ROUTE_NOT_FOUND: [404, 'No route matches this path'],
   JOTGATE_METHOD_NOT_ALLOWED: [405, 'This method is not allowed on this route'],
   JOTGATE_BAD_PATH: [400, 'The request path is not acceptable'],
@@ -113,6 +114,8 @@ const REASON_PHRASES: Record<number, string> = {
  * token no error attribute is given (section 3.1 says SHOULD NOT).
  */
 export function wwwAuthenticate (err: GatewayError, tokenPresented: boolean): string | undefined {
+  // A CSRF refusal is about where the request came from, not the token's scope.
+  if (err.code === 'JOTGATE_CSRF') return undefined
   if (err.statusCode === 403) return 'Bearer realm="jotgate", error="insufficient_scope"'
   if (err.statusCode !== 401) return undefined
   return tokenPresented ? 'Bearer realm="jotgate", error="invalid_token"' : 'Bearer realm="jotgate"'

@@ -3,7 +3,7 @@
  * JWKS document. They always need the store: while it is down they answer
  * 503 JOTGATE_STORE_UNAVAILABLE whatever `store.onError` says.
  */
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import formbody from '@fastify/formbody'
 import { gatewayError, isGatewayError } from '../errors.js'
 import { toMs } from '../config/duration.js'
@@ -11,7 +11,10 @@ import type { AuthConfig } from '../config/schema.js'
 import type { Generation } from '../generation.js'
 import type { Store } from '../store/types.js'
 import { StoreUnavailableError } from '../store/types.js'
-import { extractToken, authorizationValues } from '../pipeline/extract-token.js'
+import { extractTokenFrom, authorizationValues, cookieValues, headerValues } from '../pipeline/extract-token.js'
+import { tokenPolicies } from '../pipeline/token-policy.js'
+import { checkOrigin } from '../pipeline/check-csrf.js'
+import { createTokenCookies, type TokenCookies } from './cookies.js'
 import { jwksDocument } from '../keys/jwk.js'
 import { createCredentialSource, type CredentialSource } from './credentials.js'
 import { createSessionService, type SessionService } from './sessions.js'
@@ -25,7 +28,7 @@ export interface AuthRouteOptions {
   onLogin?: (outcome: 'success' | 'failed' | 'rate_limited' | 'error') => void
 }
 
-interface Runtime { sessions: SessionService, credentials: CredentialSource | undefined }
+interface Runtime { sessions: SessionService, credentials: CredentialSource | undefined, cookies: TokenCookies | undefined }
 
 const OTHER_METHODS = ['GET', 'HEAD', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']
 
@@ -46,7 +49,8 @@ export async function registerAuthRoutes (app: FastifyInstance, { auth, store, g
       const genAuth = gen.config.auth ?? auth
       rt = {
         sessions: createSessionService(gen.config, gen.keys.signing!, store, now),
-        credentials: createCredentialSource(genAuth)
+        credentials: createCredentialSource(genAuth),
+        cookies: createTokenCookies(gen.config)
       }
       runtimes.set(gen, rt)
     }
@@ -61,10 +65,10 @@ export async function registerAuthRoutes (app: FastifyInstance, { auth, store, g
       return payload
     })
 
-    const post = (path: string, handler: (request: FastifyRequest) => Promise<object | undefined>) => {
+    const post = (path: string, handler: (request: FastifyRequest, reply: FastifyReply) => Promise<object | undefined>) => {
       scope.post(path, { bodyLimit: auth.bodyLimit }, async (request, reply) => {
         try {
-          const result = await handler(request)
+          const result = await handler(request, reply)
           return result === undefined ? reply.code(204).send() : reply.send(result)
         } catch (err) {
           throw storeDown(err)
@@ -75,9 +79,9 @@ export async function registerAuthRoutes (app: FastifyInstance, { auth, store, g
 
     const windowMs = toMs(auth.rateLimit.window)
     const maxAttempts = auth.rateLimit.max
-    post(`${auth.basePath}/login`, async (request) => {
+    post(`${auth.basePath}/login`, async (request, reply) => {
       try {
-        const pair = await login(request)
+        const pair = await login(request, reply)
         onLogin?.('success')
         return pair
       } catch (err) {
@@ -87,8 +91,16 @@ export async function registerAuthRoutes (app: FastifyInstance, { auth, store, g
       }
     })
 
-    async function login (request: FastifyRequest) {
+    async function login (request: FastifyRequest, reply: FastifyReply) {
       const body = fields(request.body, ['username', 'password'], ['client_id'])
+      const rt = runtime()
+      // Cookies when the body asks (`cookie: true`), the client is set up
+      // for them, or always. A login that sets cookies must come from a
+      // trusted page: a cross-site form would otherwise log the victim's
+      // browser into the attacker's account (login CSRF).
+      const clientCookies = body.client_id === undefined ? undefined : generation().config.auth?.clients?.[body.client_id]?.cookies
+      const wantsCookies = rt.cookies !== undefined && (generation().config.auth?.cookies?.always === true || clientCookies === true || isTrue((request.body as Record<string, unknown>).cookie))
+      if (wantsCookies) originCheck(request)
       await rateLimit(store, request.ip, body.username!, maxAttempts, windowMs)
       const clients = generation().config.auth?.clients
       let client: string | undefined
@@ -96,7 +108,6 @@ export async function registerAuthRoutes (app: FastifyInstance, { auth, store, g
         if (body.client_id === undefined || !Object.hasOwn(clients, body.client_id)) throw gatewayError('JOTGATE_CLIENT_UNKNOWN')
         client = body.client_id
       }
-      const rt = runtime()
       const identity = await rt.credentials!(body.username!, body.password!)
       if (identity === undefined) {
         request.log.info({ reason: 'login-failed', username: body.username }, 'login refused')
@@ -104,31 +115,71 @@ export async function registerAuthRoutes (app: FastifyInstance, { auth, store, g
       }
       const pair = await rt.sessions.login(identity, client)
       request.log.info({ reason: 'login', sub: identity.sub, client }, 'login')
+      if (wantsCookies) reply.header('set-cookie', rt.cookies!.set(pair))
       return pair
     }
 
-    post(`${auth.basePath}/refresh`, async (request) => {
+    post(`${auth.basePath}/refresh`, async (request, reply) => {
+      const rt = runtime()
+      // With cookies, a body without refresh_token spends the refresh cookie.
+      const fromCookie = rt.cookies !== undefined && (request.body === undefined || (isObject(request.body) && request.body.refresh_token === undefined))
+      if (fromCookie) {
+        const values = cookieValues(headerValues(request.raw.rawHeaders, 'cookie'), rt.cookies!.refresh)
+        if (values.length !== 1) throw gatewayError(values.length === 0 ? 'JOTGATE_BAD_REQUEST' : 'JOTGATE_REFRESH_INVALID', { reason: `refresh-cookie-${values.length === 0 ? 'missing' : 'repeated'}` })
+        originCheck(request)
+        const pair = await rt.sessions.refresh(values[0]!)
+        reply.header('set-cookie', rt.cookies!.set(pair))
+        return pair
+      }
       const body = fields(request.body, ['refresh_token'], [], 'JOTGATE_REFRESH_INVALID')
-      return runtime().sessions.refresh(body.refresh_token!)
+      const pair = await rt.sessions.refresh(body.refresh_token!)
+      if (rt.cookies !== undefined && isTrue((request.body as Record<string, unknown>).cookie)) {
+        originCheck(request)
+        reply.header('set-cookie', rt.cookies.set(pair))
+      }
+      return pair
     })
 
-    post(`${auth.basePath}/logout`, async (request) => {
+    post(`${auth.basePath}/logout`, async (request, reply) => {
       const body = fields(request.body ?? {}, [], ['refresh_token'])
       await runtime().sessions.logout(await authenticate(request), body.refresh_token)
+      clearCookies(request, reply)
       return undefined
     })
 
-    post(`${auth.basePath}/logout-all`, async (request) => {
+    post(`${auth.basePath}/logout-all`, async (request, reply) => {
       await runtime().sessions.logoutAll(await authenticate(request))
+      clearCookies(request, reply)
       return undefined
     })
+
+    /** Logout ends the session the cookies hold: a browser that sent them gets them deleted. */
+    function clearCookies (request: FastifyRequest, reply: FastifyReply): void {
+      const cookies = runtime().cookies
+      if (cookies === undefined) return
+      const sent = headerValues(request.raw.rawHeaders, 'cookie')
+      if (cookieValues(sent, cookies.access).length > 0 || cookieValues(sent, cookies.refresh).length > 0) reply.header('set-cookie', cookies.clear())
+    }
   })
 
-  /** The caller's access token, verified and not revoked (store down: 503). */
+  /** Throws 403 JOTGATE_CSRF unless the request comes from the gateway's own origin or one its `cors` trusts. */
+  function originCheck (request: FastifyRequest): void {
+    const policies = tokenPolicies(generation().config)
+    checkOrigin(request.headers, policies.gateway.trustedOrigins, policies.trustProxy)
+  }
+
+  /**
+   * The caller's access token, verified and not revoked (store down: 503),
+   * from the Authorization header or, with `tokens.sources.cookie`, the
+   * access cookie (then from a trusted origin only).
+   */
   async function authenticate (request: FastifyRequest) {
-    const token = extractToken(authorizationValues(request.raw.rawHeaders))
-    if (token === undefined) throw gatewayError('JOTGATE_TOKEN_MISSING')
     const gen = generation()
+    const raw = request.raw.rawHeaders
+    const found = extractTokenFrom({ authorization: authorizationValues(raw), cookie: headerValues(raw, 'cookie'), query: '' }, { cookie: gen.config.tokens.sources?.cookie?.name })
+    if (found === undefined) throw gatewayError('JOTGATE_TOKEN_MISSING')
+    if (found.source === 'cookie') originCheck(request)
+    const token = found.token
     const verified = await gen.verifyToken(token)
     const revoked = await store.isRevoked({
       jti: verified.claims.jti as string | undefined,
@@ -167,6 +218,15 @@ function fields (body: unknown, required: string[], optional: string[], code: 'J
     out[name] = value
   }
   return out
+}
+
+function isObject (value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value)
+}
+
+/** `cookie: true` in JSON, `cookie=true` in a form. */
+function isTrue (value: unknown): boolean {
+  return value === true || value === 'true'
 }
 
 function storeDown (err: unknown): unknown {

@@ -8,6 +8,7 @@ import type { ConfigProblem, ConfigWarning } from './problems.js'
 import { toMs } from './duration.js'
 import { checkKeyMaterial } from '../keys/material.js'
 import { readUsersFile } from '../auth/credentials.js'
+import { checkBrowserSettings } from './checks-browser.js'
 
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
 const WILDCARD = new Set(['0.0.0.0', '::', '[::]'])
@@ -45,7 +46,7 @@ export function checkConfig (config: GatewayConfig, warnings: ConfigWarning[]): 
     if (ti.jwksUri?.startsWith('http://') === true || (ti.discovery === true && ti.issuer.startsWith('http://'))) {
       warn('JOTGATE_W_JWKS_PLAIN_HTTP', path, 'keys fetched over plain http can be replaced in transit')
     }
-    if (toMs(ti.cooldown) < 1000) add(`${path}.cooldown`, 'must be at least 1s (it bounds fetches caused by unknown kids)')
+    if (toMs(ti.cooldown) < 100) add(`${path}.cooldown`, 'must be at least 100ms (it bounds fetches caused by unknown kids)')
     if (toMs(ti.fetchTimeout) < 100) add(`${path}.fetchTimeout`, 'must be at least 100ms')
     if ((ti.jwksUri === undefined) === (ti.discovery !== true)) add(path, 'needs exactly one of jwksUri or discovery: true')
     if (ti.jwksUri !== undefined && !isHttpUrl(ti.jwksUri)) add(`${path}.jwksUri`, 'must be an http(s) URL')
@@ -132,6 +133,7 @@ export function checkConfig (config: GatewayConfig, warnings: ConfigWarning[]): 
     if (auth.users !== undefined) problems.push(...readUsersFile(auth.users.file).problems)
     if (store.type === 'memory') warn('JOTGATE_W_MEMORY_SESSIONS', 'auth', 'refresh tokens and rate limits are kept in memory')
   }
+  checkBrowserSettings(config, add, warn)
   return problems
 }
 

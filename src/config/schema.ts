@@ -92,6 +92,35 @@ export const RequireSchema = obj({
   claims: Type.Optional(Type.Record(Type.String({ minLength: 1 }), Type.Unknown()))
 })
 
+/**
+ * Where a token may come from besides `Authorization: Bearer` (always
+ * read). Each source is opt-in; a request presenting tokens through more
+ * than one source is refused (401 JOTGATE_TOKEN_AMBIGUOUS).
+ */
+export const TokenSourcesSchema = obj({
+  /** Read the token from this cookie (browsers). Unsafe methods and WebSocket upgrades then need a trusted `Origin` (CSRF). */
+  cookie: Type.Optional(obj({ name: Type.String({ minLength: 1, default: 'jotgate_access' }) })),
+  /** Read the token from this query parameter (WebSocket clients that cannot set headers); removed before forwarding. */
+  query: Type.Optional(obj({ name: Type.String({ minLength: 1, default: 'access_token' }) }))
+})
+export type TokenSourcesConfig = Static<typeof TokenSourcesSchema>
+
+/** Cross-origin resource sharing, answered by the gateway through @fastify/cors. */
+export const CorsSchema = obj({
+  /** Allowed origins, exactly `scheme://host[:port]`; `*` allows any (never with credentials). Empty: CORS off. */
+  origins: Type.Array(Type.String({ minLength: 1 }), { default: [] }),
+  /** Send `Access-Control-Allow-Credentials: true` (cookies, Authorization from browsers). */
+  credentials: Type.Boolean({ default: false }),
+  /** Request headers a browser may send (`Access-Control-Allow-Headers`). */
+  headers: Type.Array(Type.String({ minLength: 1 }), { default: ['Authorization', 'Content-Type'] }),
+  /** Response headers scripts may read (`Access-Control-Expose-Headers`). */
+  exposeHeaders: Type.Array(Type.String({ minLength: 1 }), { default: [] }),
+  methods: Type.Array(MethodSchema, { minItems: 1, default: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] }),
+  /** How long a browser may cache a preflight answer. */
+  maxAge: Duration('10m')
+})
+export type CorsConfig = Static<typeof CorsSchema>
+
 export const RouteSchema = obj({
   /** Path prefix matched on segment boundaries. */
   path: Path,
@@ -106,13 +135,36 @@ export const RouteSchema = obj({
   /** Header -> claim, added to `claimHeaders` for this route. */
   headers: Type.Optional(Type.Record(Type.String({ minLength: 1 }), Type.String({ minLength: 1 }))),
   forwardAuthorization: Type.Boolean({ default: false }),
-  websocket: Type.Boolean({ default: false })
+  /** Accept WebSocket upgrades; the socket is closed when its token expires or is revoked. */
+  websocket: Type.Boolean({ default: false }),
+  /** Replaces `tokens.sources` for this route (`{}`: Authorization only). */
+  tokenSources: Type.Optional(TokenSourcesSchema),
+  /** Replaces the gateway's `cors` for this route (`origins: []`: CORS off). */
+  cors: Type.Optional(CorsSchema)
 })
 export type RouteConfig = Static<typeof RouteSchema>
 
 const ClientSchema = obj({
   accessTtl: Type.Optional(Duration()),
-  refreshTtl: Type.Optional(Duration())
+  refreshTtl: Type.Optional(Duration()),
+  /** Logins of this client always get their tokens as cookies too (needs `auth.cookies`). */
+  cookies: Type.Optional(Type.Boolean())
+})
+
+/**
+ * Login sets the tokens as cookies when the body asks (`cookie: true`), the
+ * client is configured with `cookies: true`, or `always` is true. The access
+ * cookie is named by `tokens.sources.cookie.name`.
+ */
+const AuthCookiesSchema = obj({
+  always: Type.Boolean({ default: false }),
+  /** The refresh-token cookie; its Path is `auth.basePath`, so only the token endpoints see it. */
+  refreshName: Type.String({ minLength: 1, default: 'jotgate_refresh' }),
+  secure: Type.Boolean({ default: true }),
+  sameSite: Type.Union([Type.Literal('strict'), Type.Literal('lax')], { default: 'strict', errorMessage: 'must be strict or lax' }),
+  /** Path of the access cookie. */
+  path: Type.String({ pattern: '^/', default: '/', errorMessage: 'must be a path starting with /' }),
+  domain: Type.Optional(Type.String({ minLength: 1 }))
 })
 
 const DelegateSchema = obj({
@@ -135,7 +187,8 @@ export const AuthSchema = obj({
     window: Duration('1m')
   }, { default: {} }),
   /** Largest accepted request body of the token endpoints, in bytes. */
-  bodyLimit: Type.Integer({ minimum: 256, default: 16384 })
+  bodyLimit: Type.Integer({ minimum: 256, default: 16384 }),
+  cookies: Type.Optional(AuthCookiesSchema)
 })
 export type AuthConfig = Static<typeof AuthSchema>
 
@@ -192,7 +245,9 @@ export const ConfigSchema = obj({
     keys: Type.Array(KeySchema, { default: [] }),
     trustedIssuers: Type.Array(TrustedIssuerSchema, { default: [] }),
     /** Verified-token cache entries (0 disables it). Revocation is checked on every hit. */
-    cacheSize: Type.Integer({ minimum: 0, default: 10000 })
+    cacheSize: Type.Integer({ minimum: 0, default: 10000 }),
+    /** Token sources besides the Authorization header, for every route (a route's `tokenSources` replaces it). */
+    sources: Type.Optional(TokenSourcesSchema)
   }, { default: {} }),
   auth: Type.Optional(AuthSchema),
   claimHeaders: Type.Record(Type.String({ minLength: 1 }), Type.String({ minLength: 1 }), {
@@ -200,6 +255,8 @@ export const ConfigSchema = obj({
   }),
   stripHeaders: Type.Array(Type.String({ minLength: 1 }), { default: ['X-User-*', 'X-Client-Id', 'X-Jwt-*'] }),
   routes: Type.Array(RouteSchema, { default: [] }),
+  /** CORS for every route and the token endpoints (a route's `cors` replaces it); omit to disable. */
+  cors: Type.Optional(CorsSchema),
   log: obj({
     level: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), {
       default: 'info', errorMessage: 'must be one of fatal, error, warn, info, debug, trace, silent'

@@ -61,6 +61,9 @@ store: ${loaded.config.store.type}${loaded.config.store.type === 'memory' ? ' (s
   curl -s -X POST ${base}/auth/logout -H "Authorization: Bearer $ACCESS" -i   # 204 (use the newest access token)
   curl -s ${base}/.well-known/jwks.json
 
+  # in a browser: log in, call /api, open a WebSocket through jotgate, log out
+  open ${base}/public/app
+
 Stop with Ctrl-C.
 `)
   const stop = (signal: string) => {

@@ -25,6 +25,10 @@ export interface RequestContext {
   route?: CompiledRoute
   /** The bearer token, when one was presented. */
   token?: string
+  /** Where the token came from (a cookie token brings the CSRF check). */
+  tokenSource?: 'header' | 'cookie' | 'query'
+  /** True for a WebSocket upgrade request. */
+  websocket?: boolean
   verified?: VerifiedToken
   /** Identity headers to set on the forwarded request (lower-case names). */
   identity?: Record<string, string>

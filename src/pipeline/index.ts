@@ -1,6 +1,6 @@
 /**
  * The request pipeline, built once per config generation:
- *   match-route -> extract-token -> verify-token -> check-revocation
+ *   match-route -> extract-token (-> check-csrf) -> verify-token -> check-revocation
  *     -> authorize-route -> map-claims
  * (path normalization and header stripping run in the adapter, before and
  * around it). Each step fills one slot of the context or throws one coded
@@ -9,7 +9,9 @@
 import { gatewayError } from '../errors.js'
 import type { RequestContext } from './context.js'
 import type { RouteTable } from './route-table.js'
-import { extractToken } from './extract-token.js'
+import { extractToken, extractTokenFrom, type TokenCarriers } from './extract-token.js'
+import type { TokenPolicies } from './token-policy.js'
+import { checkCsrf } from './check-csrf.js'
 import type { TokenVerifier } from './verify-token.js'
 import type { RevocationCheck } from './check-revocation.js'
 import { authorizeRoute } from './authorize-route.js'
@@ -20,10 +22,16 @@ export interface PipelineParts {
   checkRevocation: RevocationCheck
 }
 
-export type Pipeline = (ctx: RequestContext, authorization: readonly string[]) => Promise<void>
+/** A request's token carriers and the config's token policies (cookie and query sources, CSRF origins). */
+export interface TokenRequest extends TokenCarriers {
+  policies: TokenPolicies
+}
+
+/** `tokens`: every Authorization value (header only), or every carrier with the policies. */
+export type Pipeline = (ctx: RequestContext, tokens: readonly string[] | TokenRequest) => Promise<void>
 
 export function createPipeline ({ routes, verifyToken, checkRevocation }: PipelineParts): Pipeline {
-  return async function run (ctx, authorization) {
+  return async function run (ctx, tokens) {
     const route = routes.match(ctx.path)
     if (route === undefined) throw gatewayError('JOTGATE_ROUTE_NOT_FOUND', { reason: 'no-route' })
     ctx.route = route
@@ -31,17 +39,26 @@ export function createPipeline ({ routes, verifyToken, checkRevocation }: Pipeli
       authorizeRoute(route, ctx.method, undefined)
       return
     }
-    const token = extractToken(authorization)
-    if (token === undefined) {
+    const policy = 'policies' in tokens ? tokens.policies.forRoute(route) : undefined
+    const found = 'policies' in tokens ? extractTokenFrom(tokens, policy!) : headerToken(tokens)
+    if (found === undefined) {
       if (route.auth === 'required') throw gatewayError('JOTGATE_TOKEN_MISSING', { reason: 'no-token' })
       authorizeRoute(route, ctx.method, undefined)
       return
     }
+    const token = found.token
     ctx.token = token
+    ctx.tokenSource = found.source
+    if (policy !== undefined) checkCsrf(ctx, policy.trustedOrigins, (tokens as TokenRequest).policies.trustProxy)
     const verified = await verifyToken(token)
     ctx.verified = verified
     await checkRevocation(verified)
     authorizeRoute(route, ctx.method, verified.claims)
     ctx.identity = route.mapHeaders(verified.claims)
   }
+}
+
+function headerToken (authorization: readonly string[]): { token: string, source: 'header' } | undefined {
+  const token = extractToken(authorization)
+  return token === undefined ? undefined : { token, source: 'header' }
 }

@@ -9,7 +9,9 @@ import httpProxy, { type FastifyHttpProxyOptions } from '@fastify/http-proxy'
 import { gatewayError } from '../errors.js'
 import { toMs } from '../config/duration.js'
 import type { GatewayConfig } from '../config/schema.js'
-import { authorizationValues } from '../pipeline/extract-token.js'
+import { authorizationValues, headerValues } from '../pipeline/extract-token.js'
+import { tokenPolicies } from '../pipeline/token-policy.js'
+import { forwardedQuery, stripTokenCookies } from './forward-token.js'
 import type { RequestContext } from '../pipeline/context.js'
 import { setForwardedHeaders } from './forwarded-headers.js'
 import { kContext, kTarget, type Generation } from '../generation.js'
@@ -25,7 +27,7 @@ export const PROXIED_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'POS
  * `Upgrade` (a 502 for a client that merely sent one). `Expect` was already
  * answered here (Node sends the 100 Continue); undici refuses it too.
  */
-const HOP_BY_HOP = ['keep-alive', 'upgrade', 'proxy-connection', 'te', 'trailer', 'expect'] as const
+export const HOP_BY_HOP = ['keep-alive', 'upgrade', 'proxy-connection', 'te', 'trailer', 'expect'] as const
 
 export interface ProxyOptions {
   server: GatewayConfig['server']
@@ -53,7 +55,8 @@ export async function registerProxy (app: FastifyInstance, { server, generation,
     const target = request.raw[kTarget]!
     const ctx: RequestContext = { method: request.method, path: target.path, headers: request.headers }
     request[kContext] = ctx
-    await gen.pipeline(ctx, authorizationValues(request.raw.rawHeaders))
+    const raw = request.raw.rawHeaders
+    await gen.pipeline(ctx, { authorization: authorizationValues(raw), cookie: headerValues(raw, 'cookie'), query: target.query, policies: tokenPolicies(gen.config) })
   })
 
   const proxyOptions: FastifyHttpProxyOptions = {
@@ -68,6 +71,7 @@ export async function registerProxy (app: FastifyInstance, { server, generation,
       getUpstream: (request) => (request as FastifyRequest)[kContext]!.route!.origin,
       rewriteRequestHeaders: (request, headers) =>
         rewriteRequestHeaders(request as FastifyRequest, headers as Headers, server.trustProxy, (request as FastifyRequest)[kGeneration]!) as typeof headers,
+      rewriteHeaders: (headers, request) => corsResponseHeaders(request as FastifyRequest, headers as Headers) as typeof headers,
       onError: (reply, { error }) => {
         const code = (error as { statusCode?: number }).statusCode === 504 ? 'JOTGATE_UPSTREAM_TIMEOUT' : 'JOTGATE_UPSTREAM_UNAVAILABLE'
         reply.send(gatewayError(code, { reason: code === 'JOTGATE_UPSTREAM_TIMEOUT' ? 'upstream-timeout' : 'upstream-error', cause: error }))
@@ -89,7 +93,7 @@ export async function registerProxy (app: FastifyInstance, { server, generation,
       // The query goes apart from the path: reply-from screens its source
       // for `../` and decodes it, which would refuse (or 500 on) queries
       // like `?next=../x` or `?q=100%` that CONTRACT step 1 forwards as they came.
-      const query = target.query.slice(1);
+      const query = forwardedQuery(target.query, ctx.route!, tokenPolicies((request as FastifyRequest)[kGeneration]!.config)).slice(1);
       (request as FastifyRequest)[kUpstreamStart] = performance.now()
       return (reply as FastifyReply).from(path, { ...options, queryString: () => query })
     }
@@ -107,6 +111,7 @@ function rewriteRequestHeaders (
   const route = ctx.route!
   gen.stripHeaders.strip(headers)
   stripUnderscoreAliases(headers, gen)
+  stripTokenCookies(headers, route, tokenPolicies(gen.config))
   for (const name of HOP_BY_HOP) delete headers[name]
   if (route.auth !== 'none' && !route.forwardAuthorization) delete headers.authorization
   // Set last: nothing the client sent (not even a Connection header naming
@@ -123,13 +128,28 @@ function rewriteRequestHeaders (
  * past a dash-only strip list (oauth2-proxy GHSA-vjrc-mh2v-45x6). An
  * incoming name that becomes a stripped one with `_` read as `-` goes too.
  */
-function stripUnderscoreAliases (headers: Headers, gen: Generation): void {
+export function stripUnderscoreAliases (headers: Headers, gen: Generation): void {
   for (const key of Object.keys(headers)) {
     if (key.includes('_') && gen.stripHeaders.matches(key.toLowerCase().replaceAll('_', '-'))) delete headers[key]
   }
 }
 
-function countHeader (rawHeaders: readonly string[], lowerCaseName: string): number {
+/**
+ * On a route where the gateway answers CORS, the upstream's own
+ * Access-Control-* headers are dropped: they could allow origins (with
+ * credentials) that the gateway's settings refuse.
+ */
+function corsResponseHeaders (request: FastifyRequest, headers: Headers): Headers {
+  const gen = request[kGeneration]
+  const route = request[kContext]?.route
+  if (gen === undefined || route === undefined || tokenPolicies(gen.config).forRoute(route).cors === undefined) return headers
+  for (const name of Object.keys(headers)) {
+    if (name.toLowerCase().startsWith('access-control-')) delete headers[name]
+  }
+  return headers
+}
+
+export function countHeader (rawHeaders: readonly string[], lowerCaseName: string): number {
   let n = 0
   for (let i = 0; i < rawHeaders.length; i += 2) {
     if (rawHeaders[i]!.length === lowerCaseName.length && rawHeaders[i]!.toLowerCase() === lowerCaseName) n++
