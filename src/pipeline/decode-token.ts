@@ -3,7 +3,8 @@
  * is chosen. Each segment must be canonical base64url (RFC 7515 section 2:
  * no padding, whitespace, `+` or `/`) of a valid UTF-8 JSON object. Lenient
  * decoders let one token have many spellings, which defeats caches and
- * denylists keyed by the token text.
+ * denylists keyed by the token text. A member name repeated in one object
+ * is refused too: parsers disagree on which copy wins.
  */
 import { gatewayError } from '../errors.js'
 
@@ -13,7 +14,10 @@ export interface DecodedToken {
 }
 
 const B64URL = /^[A-Za-z0-9_-]+$/
-const utf8 = new TextDecoder('utf-8', { fatal: true })
+// ignoreBOM keeps a leading U+FEFF in the text, so JSON.parse refuses it:
+// RFC 8259 section 8.1 forbids senders to add one, and a decoder that drops
+// it silently gives the same claims a second spelling.
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
 
 /** Header parameters that change how the JWS is processed; we support none. */
 const UNSUPPORTED_HEADER = ['crit', 'b64', 'enc', 'zip'] as const
@@ -45,16 +49,67 @@ export function decodeToken (token: string, maxBytes: number): DecodedToken {
 
 function decodeSegment (segment: string, part: string): Record<string, unknown> {
   if (!isCanonical(segment)) throw gatewayError('JOTGATE_TOKEN_MALFORMED', { reason: `${part}-encoding` })
+  let text: string
   let value: unknown
   try {
-    value = JSON.parse(utf8.decode(Buffer.from(segment, 'base64url')))
+    text = utf8.decode(Buffer.from(segment, 'base64url'))
+    // V8's JSON.parse is iterative: 100k nested `[` cost time linear in the
+    // text, never a stack overflow.
+    value = JSON.parse(text)
   } catch (cause) {
     throw gatewayError('JOTGATE_TOKEN_MALFORMED', { reason: `${part}-json`, cause })
   }
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw gatewayError('JOTGATE_TOKEN_MALFORMED', { reason: `${part}-not-object` })
   }
+  if (hasDuplicateName(text)) throw gatewayError('JOTGATE_TOKEN_MALFORMED', { reason: 'duplicate-key' })
   return value as Record<string, unknown>
+}
+
+const QUOTE = 0x22
+const BACKSLASH = 0x5c
+
+/**
+ * True when one object of `json` (text JSON.parse accepted) names a member
+ * twice, at any depth. JSON.parse keeps the last copy, other parsers keep
+ * the first: the gateway and a library behind it would read different
+ * claims. RFC 7515 section 4 and RFC 7519 section 4 let a parser refuse
+ * duplicates; I-JSON (RFC 7493 section 2.3) forbids them at any depth.
+ * Names are compared unescaped (`"s\u0075b"` is `sub`). One pass, linear
+ * in the text.
+ */
+export function hasDuplicateName (json: string): boolean {
+  // Per open object or array: the names seen so far (null for an array).
+  const open: Array<Set<string> | null> = []
+  let expectName = false
+  for (let i = 0; i < json.length; i++) {
+    const c = json.charCodeAt(i)
+    if (c === QUOTE) {
+      let end = i + 1
+      let escaped = false
+      for (; end < json.length && json.charCodeAt(end) !== QUOTE; end++) {
+        if (json.charCodeAt(end) === BACKSLASH) { escaped = true; end++ }
+      }
+      if (expectName) {
+        const name = escaped ? JSON.parse(json.slice(i, end + 1)) as string : json.slice(i + 1, end)
+        const names = open[open.length - 1]!
+        if (names.has(name)) return true
+        names.add(name)
+        expectName = false
+      }
+      i = end
+    } else if (c === 0x7b) { // {
+      open.push(new Set())
+      expectName = true
+    } else if (c === 0x5b) { // [
+      open.push(null)
+    } else if (c === 0x7d || c === 0x5d) { // } ]
+      open.pop()
+    } else if (c === 0x2c) { // ,
+      expectName = open[open.length - 1] !== null
+    }
+  }
+  return false
 }
 
 /**

@@ -32,6 +32,12 @@ for (let c = 0; c < 128; c++) {
   if (/[A-Za-z0-9\-._~]/.test(ch)) UNRESERVED[c] = 1
 }
 
+// Printable characters of the WHATWG URL path percent-encode set. undici
+// sends `/a"b` as `/a%22b`, so the raw form is encoded here, once: the path
+// matched is then the path forwarded, and `"` and `%22` are one path.
+const ENCODE = new Uint8Array(128)
+for (const ch of '"<>^`{}') ENCODE[ch.charCodeAt(0)] = 1
+
 function refuse (reason: string): GatewayError {
   return gatewayError('JOTGATE_BAD_PATH', { reason })
 }
@@ -98,7 +104,7 @@ function normalizePath (s: string, start: number, end: number): string {
   let i = start + 1
   for (; i < end; i++) {
     const c = s.charCodeAt(i)
-    if (c <= 0x20 || c >= 0x7f || c === PERCENT || c === BACKSLASH) break
+    if (c <= 0x20 || c >= 0x7f || c === PERCENT || c === BACKSLASH || ENCODE[c] === 1) break
     if ((c === SLASH || c === DOT) && s.charCodeAt(i - 1) === SLASH) break
     if (c === DOT && s.charCodeAt(i - 1) === DOT) break
   }
@@ -140,6 +146,10 @@ function normalizePath (s: string, start: number, end: number): string {
       run = i + 1
     } else {
       checkRaw(c)
+      if (ENCODE[c] === 1) {
+        decoded += s.slice(run, i) + '%' + HEX_DIGITS[c >> 4]! + HEX_DIGITS[c & 15]!
+        run = i + 1
+      }
     }
   }
   if (segments.length === 0) return '/'

@@ -6,6 +6,7 @@
 import type { GatewayConfig, RouteConfig } from '../config/schema.js'
 import { createHeaderMapper, type HeaderMapper } from './map-claims.js'
 import { compileRequirements, type Requirement } from './authorize-route.js'
+import { normalizeTarget } from './normalize-path.js'
 
 export interface CompiledRoute {
   index: number
@@ -32,7 +33,7 @@ export interface RouteTable {
 
 export function compileRoutes (config: GatewayConfig): RouteTable {
   const entries = config.routes.map((route, index) => {
-    const prefix = trimSlash(route.path)
+    const prefix = trimSlash(normalizedPrefix(route.path))
     const upstream = new URL(route.upstream)
     const compiled: CompiledRoute = {
       index,
@@ -57,6 +58,22 @@ export function compileRoutes (config: GatewayConfig): RouteTable {
       }
       return undefined
     }
+  }
+}
+
+/**
+ * A route path normalized like a request path (CONTRACT step 1). Requests
+ * are matched in normalized form, so a route written `/café` (which clients
+ * send as `/caf%C3%A9`) or `/a"b` (sent as `/a%22b`) must be too, or it
+ * would never match and its requests would fall through to a later, say
+ * public, route. A path that cannot normalize is kept: it matches nothing,
+ * and no request naming it gets past step 1.
+ */
+function normalizedPrefix (path: string): string {
+  try {
+    return normalizeTarget(path.replace(/[^\x00-\x7e]+/g, encodeURIComponent)).path
+  } catch {
+    return path
   }
 }
 

@@ -270,3 +270,44 @@ function dechunk (buf: Buffer): Buffer {
   }
   return Buffer.concat(out)
 }
+
+// ---------------------------------------------------------------------------
+// Exact spellings, for the attack catalogue (test/security): tokens whose
+// segments are not JSON.stringify's output, and raw exchanges that may end
+// without any HTTP answer.
+
+/** base64url of bytes, or of a string's UTF-8 (never re-serialized). */
+export const b64Bytes = (value: Buffer | string): string => Buffer.from(value).toString('base64url')
+
+/**
+ * A token signed over exactly these header and payload bytes (JSON text
+ * with duplicate names, `1e400`, invalid UTF-8, ...), with `key` (default
+ * es256) and `signAlg` (default the key's).
+ */
+export function mintRaw (header: Buffer | string, payload: Buffer | string, key: ZooKey = KEYS.es256!, signAlg: string = key.alg): string {
+  const input = `${b64Bytes(header)}.${b64Bytes(payload)}`
+  return `${input}.${signInput(signAlg, key.signKey, input)}`
+}
+
+/** What a raw exchange gave: every byte read until the server closed (or the timeout). */
+export interface RawExchange {
+  bytes: Buffer
+  /** True when the server closed the connection before `timeoutMs`. */
+  closed: boolean
+}
+
+/** Writes `text` and collects every byte until the server closes the connection or `timeoutMs` pass. */
+export async function rawExchange (url: string, text: string | Buffer, timeoutMs = 2000): Promise<RawExchange> {
+  const { hostname, port } = new URL(url)
+  return new Promise((resolve) => {
+    const socket = createConnection({ host: hostname, port: Number(port) })
+    const chunks: Buffer[] = []
+    let closed = false
+    const timer = setTimeout(() => socket.destroy(), timeoutMs)
+    socket.on('connect', () => socket.write(text))
+    socket.on('data', (c: Buffer) => chunks.push(c))
+    socket.on('end', () => { closed = true })
+    socket.on('error', () => { closed = true })
+    socket.on('close', () => { clearTimeout(timer); resolve({ bytes: Buffer.concat(chunks), closed }) })
+  })
+}

@@ -29,6 +29,10 @@ const accepted: Array<[string, string, string]> = [
   ['/a%3bb', '/a%3Bb', ''],
   ['/a;b', '/a;b', ''],
   ['/a;v=1/b', '/a;v=1/b', ''],
+  // What HTTP clients percent-encode (WHATWG path percent-encode set) is encoded once here.
+  ['/a"b<c>d', '/a%22b%3Cc%3Ed', ''],
+  ['/{x}/^`', '/%7Bx%7D/%5E%60', ''],
+  ['/a|b[c]', '/a|b[c]', ''],
   // Decoded once: `%25` is not unreserved, so `%252e` stays literal; only the
   // hex digits of an encoding are upper-cased (RFC 3986 6.2.2.1), not the `2e` after it.
   ['/%252e%252e/admin', '/%252e%252e/admin', ''],
