@@ -49,6 +49,8 @@ export interface Gateway {
 
 // X-Request-Id is kept when it is 1 to 128 visible ASCII characters.
 const REQUEST_ID = /^[\x21-\x7e]{1,128}$/
+// reg-name or IPv4, or an IPv6 literal, with an optional port (RFC 3986 section 3.2.2).
+const HOST = /^(?:(?:[A-Za-z0-9._~!$&'()*+,;=-]|%[0-9A-Fa-f]{2})+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$/
 
 export async function buildGateway (loaded: LoadedConfig, options: GatewayOptions): Promise<Gateway> {
   const { config } = loaded
@@ -125,8 +127,10 @@ export async function buildGateway (loaded: LoadedConfig, options: GatewayOption
   app.addHook('onRequest', async (request) => {
     const pathError = request.raw[kPathError]
     if (pathError !== undefined) throw pathError
-    // RFC 9112 section 3.2: an HTTP/1.1 request without Host is a 400.
-    if (request.headers.host === undefined && request.raw.httpVersion === '1.1') throw gatewayError('JOTGATE_BAD_REQUEST', { reason: 'host-missing' })
+    // RFC 9112 section 3.2: an HTTP/1.1 request without Host, or with one
+    // that is not a host[:port], is a 400 (it would reach X-Forwarded-Host).
+    const host = request.headers.host
+    if (host === undefined ? request.raw.httpVersion === '1.1' : !HOST.test(host)) throw gatewayError('JOTGATE_BAD_REQUEST', { reason: 'host-invalid' })
   })
 
   app.setErrorHandler((err: FastifyError, request, reply) => sendRefusal(request, reply, toGatewayError(err, log)))

@@ -94,7 +94,15 @@ async function verify (args: string[], io: CliIo): Promise<number> {
     try { await store.ready(1000) } catch { storeUp = false }
     if (storeUp) await createRevocationCheck(store, 'allow', () => { storeUp = false })(verified)
     if (!storeUp) io.stderr('warning: store unreachable, revocation not checked')
-    io.stdout(JSON.stringify(verified.claims))
+    let text: string
+    try {
+      text = JSON.stringify(verified.claims)
+    } catch {
+      // Claims nested deeper than the JSON serializer's stack allows.
+      io.stderr('JOTGATE_TOKEN_MALFORMED')
+      return 1
+    }
+    io.stdout(text)
     return 0
   } catch (err) {
     if (!isGatewayError(err)) throw err

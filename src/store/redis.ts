@@ -1,12 +1,24 @@
 /**
  * The Redis store, and the only file that imports ioredis. Standalone,
- * Sentinel and Cluster come from ioredis itself. Every operation touches a
- * single key, so each works on Cluster without hash tags.
+ * Sentinel and Cluster come from ioredis itself. Every store operation
+ * touches a single key (isRevoked reads its keys with one GET each on
+ * Cluster), so each works on Cluster without hash tags; the replica feed,
+ * whose MULTI and MGET touch several keys, puts them all under the
+ * `{rvfeed}` hash tag, in one slot.
  *
  * Fail fast: no offline queue (a command while disconnected rejects at once
  * instead of hanging the request) and a short command timeout; ioredis
- * reconnects on its own, so service resumes without a restart.
+ * reconnects on its own, so service resumes without a restart (across a
+ * Sentinel failover too: each reconnection asks the Sentinels for the
+ * current master).
+ *
+ * Sentinel: the primary replicates asynchronously, so a revocation it has
+ * acknowledged can be lost if it dies before a replica got it, and the
+ * promoted replica would accept the token again. Revocations are therefore
+ * confirmed with WAIT (see createConfirmer): the call returns only once a
+ * replica that a failover could promote holds the entry.
  */
+import { isIP } from 'node:net'
 import { Redis, Cluster, type RedisOptions } from 'ioredis'
 import type { GatewayConfig } from '../config/schema.js'
 import { toMs } from '../config/duration.js'
@@ -70,9 +82,14 @@ export function createRedisStore (store: GatewayConfig['store']): RedisStore {
   if (store.cluster !== undefined) {
     client = new Cluster(store.cluster, {
       enableOfflineQueue: false,
-      enableAutoPipelining: true,
+      // Not on Cluster: an auto-pipelined batch whose commands get MOVED
+      // answers (some of them, for some slots) is not redirected: ioredis
+      // hands the raw MOVED errors back. After a master restarts, the keys
+      // of its slots then fail for good (seen: still failing 12 s after the
+      // node was back), so the store never recovers without a restart.
+      enableAutoPipelining: false,
       clusterRetryStrategy: (times) => Math.min(100 * times, 1000),
-      redisOptions: base
+      redisOptions: { ...base, enableAutoPipelining: false }
     })
   } else if (store.sentinels !== undefined) {
     client = new Redis({ ...base, sentinels: store.sentinels, name: store.name! })
@@ -85,6 +102,24 @@ export function createRedisStore (store: GatewayConfig['store']): RedisStore {
   for (const [name, lua] of Object.entries(SCRIPTS)) client.defineCommand(name, { numberOfKeys: 1, lua })
   const scripts = client as unknown as ScriptClient
   const isCluster = client instanceof Cluster
+  const sentinelMode = client instanceof Redis && store.cluster === undefined && store.sentinels !== undefined
+  // Every connection to the master: moved to the new one when the Sentinels switch.
+  const connections = new Set<Client>([client])
+  /** Reconnects (through the Sentinels) every connection that is not on `master`, or all of them. */
+  const follow = (master?: { host: string, port: number }) => {
+    for (const c of connections) {
+      const at = endpointOf(c as Redis)
+      if (master === undefined || at === undefined || !sameAddress(at, master)) (c as Redis).disconnect(true)
+    }
+  }
+  const confirmer = sentinelMode ? createConfirmer(client as Redis, store.sentinels!, store.name!, commandTimeout, () => follow()) : undefined
+  if (confirmer !== undefined) connections.add(confirmer.connection)
+  const watcher = sentinelMode
+    ? watchSwitch(store.sentinels!, store.name!, commandTimeout, (from, to) => { confirmer?.formerMaster(from); follow(to) })
+    : undefined
+  /** A revocation write: on Sentinel, on the confirming connection and replicated before it resolves. */
+  const revocationWrite = (op: (c: Redis | Cluster) => Promise<unknown>): Promise<unknown> =>
+    confirmer === undefined ? op(client) : confirmer.write(op)
   const p = store.keyPrefix
   const key = {
     jti: (id: string) => `${p}rv:jti:${id}`,
@@ -121,26 +156,22 @@ export function createRedisStore (store: GatewayConfig['store']): RedisStore {
       if (failing) recovered()
       return result
     } catch (cause) {
+      // Written but not yet replicated: Redis itself answered, it is not down.
+      if (cause instanceof NotConfirmedError) throw cause
       markFailing()
       throw new StoreUnavailableError('redis command failed', { cause })
     }
   }
 
   // One MGET on a single node; on Cluster the keys live in different slots,
-  // so single GETs, which auto-pipelining sends in one write per node.
+  // so single GETs, in parallel.
   const mget = (keys: string[]): Promise<(string | null)[]> =>
     isCluster ? Promise.all(keys.map((k) => client.get(k))) : client.mget(keys)
 
   return {
     kind: 'redis',
     async ready (timeoutMs = 5000) {
-      if (client.status === 'ready') return
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => { cleanup(); reject(new StoreUnavailableError(`redis not ready after ${timeoutMs} ms (${client.status})`)) }, timeoutMs)
-        const onReady = () => { cleanup(); resolve() }
-        const cleanup = () => { clearTimeout(timer); client.off('ready', onReady) }
-        client.on('ready', onReady)
-      })
+      await Promise.all([client, ...(confirmer === undefined ? [] : [confirmer.connection])].map((c) => whenReady(c, timeoutMs)))
     },
     isHealthy: () => client.status === 'ready' && !failing,
     isRevoked: ({ jti, sid, sub, iat }: RevocationSubject) => call(async () => {
@@ -163,10 +194,12 @@ export function createRedisStore (store: GatewayConfig['store']): RedisStore {
       // Capped at year 9999: Redis refuses larger values (and `1e+300` is not
       // an integer to it), which would turn a valid revocation into a failure.
       const at = Math.min(Math.max(Math.ceil(exp), Math.ceil(Date.now() / 1000) + 1), MAX_EXAT)
-      await client.set(key.jti(jti), '1', 'EXAT', at)
+      await revocationWrite((c) => c.set(key.jti(jti), '1', 'EXAT', at))
     }),
-    revokeSid: (sid, ttl) => call(async () => { await client.set(key.sid(sid), '1', 'EX', Math.max(1, Math.ceil(ttl))) }),
-    revokeSub: (sub, at, ttl) => call(async () => { await scripts.jgRevokeSub(key.sub(sub), at, Math.max(1, Math.ceil(ttl))) }),
+    revokeSid: (sid, ttl) => call(async () => { await revocationWrite((c) => c.set(key.sid(sid), '1', 'EX', Math.max(1, Math.ceil(ttl)))) }),
+    revokeSub: (sub, at, ttl) => call(async () => {
+      await revocationWrite((c) => (c as unknown as ScriptClient).jgRevokeSub(key.sub(sub), at, Math.max(1, Math.ceil(ttl))))
+    }),
     subRevokedAt: (sub) => call(async () => {
       const v = await client.get(key.sub(sub))
       return v === null ? undefined : Number(v)
@@ -184,10 +217,213 @@ export function createRedisStore (store: GatewayConfig['store']): RedisStore {
       const [count, resetMs] = await scripts.jgHit(key.hit(k), windowMs)
       return { count, resetMs }
     }),
-    createFeed: (retentionMs) => createFeed(client, p, retentionMs, commandTimeout),
+    createFeed: (retentionMs) => createFeed(client, p, retentionMs, revocationWrite, (c) => connections.add(c)),
     async close () {
       clearInterval(probe)
-      await quit(client)
+      await Promise.all([quit(client), confirmer?.close(), watcher?.close()])
+    }
+  }
+}
+
+function whenReady (client: Client, timeoutMs: number): Promise<void> {
+  if (client.status === 'ready') return Promise.resolve()
+  return new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => { cleanup(); reject(new StoreUnavailableError(`redis not ready after ${timeoutMs} ms (${client.status})`)) }, timeoutMs)
+    const onReady = () => { cleanup(); resolve() }
+    const cleanup = () => { clearTimeout(timer); client.off('ready', onReady) }
+    client.on('ready', onReady)
+  })
+}
+
+/**
+ * Sentinel: listens for `+switch-master` on one Sentinel at a time (the next
+ * one when it goes away) and calls `onSwitch` when `name` moves. ioredis
+ * finds the new master by itself only once its connection to the old one
+ * breaks: right away when the old one dies, but an old master that stays up
+ * (a manual SENTINEL FAILOVER, a healed partition) keeps serving as a master
+ * until the Sentinels turn it into a replica, several seconds later, and
+ * what is written to it then is lost. (ioredis' own `failoverDetector`
+ * does this too, but leaves its Sentinel connections reconnecting after
+ * quit(), which keeps the process alive.)
+ */
+function watchSwitch (sentinels: HostPort[], name: string, commandTimeout: number, onSwitch: (from: HostPort, to: HostPort) => void): { close: () => Promise<void> } {
+  let stopped = false
+  let next = 0
+  let sub: Redis | undefined
+  let timer: NodeJS.Timeout | undefined
+  const connect = () => {
+    if (stopped) return
+    const s = sentinels[next++ % sentinels.length]!
+    const conn = new Redis({ host: s.host, port: s.port, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: Math.max(1000, commandTimeout * 2), enableOfflineQueue: true })
+    sub = conn
+    conn.on('error', () => {})
+    conn.on('message', (channel: string, message: string) => {
+      // <name> <old ip> <old port> <new ip> <new port>
+      const [master, fromHost, fromPort, toHost, toPort] = message.split(' ')
+      if (channel !== '+switch-master' || master !== name || toHost === undefined) return
+      onSwitch({ host: fromHost!, port: Number(fromPort) }, { host: toHost, port: Number(toPort) })
+    })
+    conn.subscribe('+switch-master').catch(() => {})
+    // No retries on this connection: when it ends, the next Sentinel.
+    conn.once('end', () => {
+      if (stopped) return
+      timer = setTimeout(connect, 500)
+      timer.unref()
+    })
+  }
+  connect()
+  return {
+    async close () {
+      stopped = true
+      clearTimeout(timer)
+      sub?.disconnect()
+    }
+  }
+}
+
+interface HostPort { host: string, port: number }
+
+/** The address a connection is on now (undefined while it has none). */
+function endpointOf (connection: Redis): HostPort | undefined {
+  const stream = (connection as unknown as { stream?: { remoteAddress?: string, remotePort?: number } }).stream
+  if (stream?.remoteAddress === undefined || stream.remotePort === undefined) return undefined
+  return { host: stream.remoteAddress.replace(/^::ffff:/, ''), port: stream.remotePort }
+}
+
+/** `at` (an IP) is `addr` as a Sentinel names it; a Sentinel may name it by hostname: then the port alone is compared. */
+function sameAddress (at: HostPort, addr: HostPort): boolean {
+  return at.port === addr.port && (isIP(addr.host) === 0 || at.host === addr.host.replace(/^::ffff:/, ''))
+}
+
+/** A revocation the primary wrote but no promotable replica confirmed in time (503: the caller retries). */
+class NotConfirmedError extends StoreUnavailableError {}
+
+/**
+ * Revocation writes on Sentinel. Each runs on a connection of its own,
+ * followed by `WAIT 1`: WAIT covers the writes of its connection and blocks
+ * that connection until a replica acknowledged them (or the timeout), so it
+ * must not be the shared, auto-pipelined one that token checks use.
+ *
+ * Alongside, the Sentinels are asked (one kept connection, the next
+ * Sentinel when it fails) where the master is and which replicas could be
+ * promoted:
+ * - a write that went to another address than the master they name went to
+ *   a former master (a failover the connection has not followed yet): it
+ *   will be dropped when that node becomes a replica, so 503, and every
+ *   connection moves to the new master;
+ * - a replica counts unless they see it down (s_down, o_down) or it is a
+ *   former master (named in +switch-master, or by an earlier look) that is
+ *   out of reach or not turned into a replica yet (~10 s after a manual
+ *   failover): it gets a full copy of the master when it becomes a replica.
+ *   A replica that says it is a master but never was one is the one a
+ *   failover in progress is promoting: it counts, and no longer
+ *   acknowledges, so nothing is written unconfirmed to a master being
+ *   replaced. When none
+ *   counts (a lone primary, or the one left after a failover until its old
+ *   partner rejoins) the write stands on the primary alone: there is nothing
+ *   a failover could lose it to, short of a second failure before a replica
+ *   rejoins;
+ * - otherwise a revocation that no replica confirmed within the command
+ *   timeout is refused with a 503 (it may be in place, but the caller
+ *   cannot count on it surviving a failover).
+ *
+ * Limits: a replica that the Sentinels count but that lags, lost its link
+ * or is still in its initial sync (Redis waits repl-diskless-sync-delay,
+ * 5 s by default, before sending it) makes revocations fail until it caught
+ * up; with several replicas one ack is asked for, and Sentinel promotes the
+ * most up to date replica (among equal priorities), which then holds it.
+ */
+function createConfirmer (client: Redis, sentinels: HostPort[], name: string, commandTimeout: number, onStale: () => void) {
+  const connection = client.duplicate()
+  connection.on('error', () => {})
+  for (const [cmd, lua] of Object.entries(SCRIPTS)) connection.defineCommand(cmd, { numberOfKeys: 1, lua })
+  // Below the command timeout, so that WAIT answers (0) before the client gives up.
+  const waitMs = Math.max(1, Math.floor(commandTimeout * 0.8))
+  /** Promotable replicas at the last look; WAIT is skipped while there were none. */
+  let lastCount = 1
+  /** The master the Sentinels named last, and those they named before it. */
+  let lastMaster: string | undefined
+  const formerMasters = new Set<string>()
+
+  let next = 0
+  let sentinel: Redis | undefined
+  const sentinelClient = (): Redis => {
+    if (sentinel === undefined || sentinel.status === 'end') {
+      const s = sentinels[next % sentinels.length]!
+      sentinel = new Redis({ host: s.host, port: s.port, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: Math.max(1000, commandTimeout * 2), commandTimeout, enableOfflineQueue: true })
+      sentinel.on('error', () => {})
+    }
+    return sentinel
+  }
+
+  /** Where the Sentinels say the master is, and how many replicas they could promote. */
+  async function sentinelView (): Promise<{ host: string, port: number, count: number }> {
+    for (let attempt = 0; attempt < sentinels.length; attempt++) {
+      const conn = sentinelClient()
+      try {
+        const [addr, replicas] = await Promise.all([
+          conn.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', name) as Promise<[string, string] | null>,
+          conn.call('SENTINEL', 'REPLICAS', name) as Promise<string[][]>
+        ])
+        if (addr === null) throw new Error(`the Sentinel does not know ${name}`)
+        const master = `${addr[0]}:${addr[1]}`
+        if (lastMaster !== undefined && lastMaster !== master) formerMasters.add(lastMaster)
+        lastMaster = master
+        const field = (fields: string[], key: string) => { const i = fields.indexOf(key); return i < 0 ? undefined : fields[i + 1] }
+        const count = replicas.filter((fields) => {
+          const flags = (field(fields, 'flags') ?? '').split(',')
+          // Seen down by the Sentinels: they will not promote it.
+          if (flags.includes('s_down') || flags.includes('o_down')) return false
+          // The replica a failover is promoting right now (the leader flags
+          // it, others only see it say it is a master; the leader's link to
+          // it may even be down): it no longer acknowledges this master, and
+          // nothing may be written unconfirmed to a master being replaced.
+          if (flags.includes('promoted')) return true
+          // A former master that is out of reach or not turned into a replica
+          // yet (after a manual failover it stays a master ~10 s): it gets a
+          // full copy of the master when it becomes a replica.
+          const former = formerMasters.has(`${field(fields, 'ip') ?? ''}:${field(fields, 'port') ?? ''}`)
+          if (former && (flags.includes('disconnected') || field(fields, 'role-reported') === 'master')) return false
+          return true
+        }).length
+        lastCount = count
+        return { host: addr[0], port: Number(addr[1]), count }
+      } catch {
+        conn.disconnect()
+        sentinel = undefined
+        next++
+      }
+    }
+    throw new NotConfirmedError('no Sentinel answered: cannot tell whether the revocation would survive a failover')
+  }
+
+  // A first look (and one after each reconnection), so that the master of
+  // the moment is known as a former master after a failover.
+  connection.on('ready', () => { sentinelView().catch(() => {}) })
+
+  return {
+    connection,
+    /** Told by the switch watcher: `addr` was the master. */
+    formerMaster (addr: HostPort) { formerMasters.add(`${addr.host}:${addr.port}`) },
+    async write (op: (c: Redis) => Promise<unknown>): Promise<unknown> {
+      const at = endpointOf(connection)
+      if (connection.status !== 'ready' || at === undefined) throw new StoreUnavailableError(`redis is ${connection.status}`)
+      const result = await op(connection)
+      const [view, acked] = await Promise.all([
+        sentinelView(),
+        lastCount > 0 ? connection.call('WAIT', 1, waitMs).then(Number) : Promise.resolve(0)
+      ])
+      const now = endpointOf(connection)
+      if (now === undefined || now.host !== at.host || now.port !== at.port || !sameAddress(at, view)) {
+        onStale()
+        throw new NotConfirmedError(`revocation written to ${at.host}:${at.port}, not the master the Sentinels name (${view.host}:${view.port})`)
+      }
+      if (acked >= 1 || view.count === 0) return result
+      throw new NotConfirmedError(`revocation not confirmed by a replica within ${waitMs} ms: a failover could lose it`)
+    },
+    async close () {
+      sentinel?.disconnect()
+      await quit(connection)
     }
   }
 }
@@ -205,7 +441,7 @@ async function quit (client: Client): Promise<void> {
  * one ack key per instance whose TTL is its liveness. All keys share one hash
  * tag so that they live in one Cluster slot.
  */
-function createFeed (client: Client, prefix: string, retentionMs: number, commandTimeout: number): RevocationFeed {
+function createFeed (client: Client, prefix: string, retentionMs: number, write: (op: (c: Client) => Promise<unknown>) => Promise<unknown>, track: (c: Client) => void): RevocationFeed {
   const stream = `${prefix}{rvfeed}:stream`
   const instances = `${prefix}{rvfeed}:instances`
   const ack = (id: string) => `${prefix}{rvfeed}:ack:${id}`
@@ -215,6 +451,7 @@ function createFeed (client: Client, prefix: string, retentionMs: number, comman
     if (blocking === undefined) {
       blocking = client.duplicate()
       blocking.on('error', () => {})
+      track(blocking)
     }
     return blocking
   }
@@ -249,7 +486,9 @@ function createFeed (client: Client, prefix: string, retentionMs: number, comman
     },
     async publish (event) {
       const fields = ['k', event.kind, 'i', event.id, 'e', String(event.expiresAt), ...(event.at === undefined ? [] : ['a', String(event.at)])]
-      const id = await client.xadd(stream, 'MINID', '~', String(Date.now() - retentionMs), '*', ...fields)
+      // Confirmed by a replica on Sentinel, like the revocation itself: an
+      // instance started after a failover loads its replica from this stream.
+      const id = await write((c) => c.xadd(stream, 'MINID', '~', String(Date.now() - retentionMs), '*', ...fields)) as string | null
       if (id === null) throw new StoreUnavailableError('XADD returned no id')
       return id
     },

@@ -325,7 +325,7 @@ t.test('the Host header: missing, repeated, oversized', async (t) => {
   t.equal(seen.headers['x-forwarded-host'], 'front.test:8443', 'X-Forwarded-Host is the one Host')
   // RFC 9112 section 3.2: a Host that is not uri-host [":" port] is a 400 too.
   const invalid = await sendRaw(hgw, '/open/x', [['Host', 'evil.test/admin?x']])
-  t.equal(invalid.status, 400, 'a Host holding / and ? is refused', { todo: 'src/proxy/register.ts counts Host headers but never checks the value' })
+  t.equal(invalid.status, 400, 'a Host holding / and ? is refused')
 })
 
 t.test('request headers over server.maxHeaderBytes: 431', async (t) => {
