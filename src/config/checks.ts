@@ -86,6 +86,9 @@ export function checkConfig (config: GatewayConfig, warnings: ConfigWarning[]): 
   }
   if (store.sentinels !== undefined && store.name === undefined) add('store.name', 'is required with store.sentinels (the Sentinel master name)')
   if (store.sentinels !== undefined && store.cluster !== undefined) add('store', 'use either sentinels or cluster, not both')
+  if (store.type === 'memory' && (store.sentinels !== undefined || store.cluster !== undefined)) {
+    add('store.type', 'memory ignores sentinels and cluster; use type: redis')
+  }
   if (store.type === 'redis' && store.sentinels === undefined && store.cluster === undefined && !/^rediss?:\/\//.test(store.url)) {
     add('store.url', 'must be a redis:// or rediss:// URL')
   }

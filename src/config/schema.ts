@@ -223,6 +223,13 @@ export const ConfigSchema = obj({
     sentinels: Type.Optional(Type.Array(HostPort, { minItems: 1 })),
     name: Type.Optional(Type.String({ minLength: 1 })),
     cluster: Type.Optional(Type.Array(HostPort, { minItems: 1 })),
+    /** ACL user and password of the data nodes under Sentinel or Cluster (a standalone `url` carries its own). */
+    username: Type.Optional(Type.String({ minLength: 1 })),
+    password: Type.Optional(Type.String({ minLength: 1 })),
+    /** Password of the Sentinels themselves. */
+    sentinelPassword: Type.Optional(Type.String({ minLength: 1 })),
+    /** TLS to the data nodes under Sentinel or Cluster (standalone: use `rediss://`). */
+    tls: Type.Boolean({ default: false }),
     keyPrefix: Type.String({ default: 'jotgate:' }),
     onError: Type.Union([Type.Literal('deny'), Type.Literal('allow')], { default: 'deny', errorMessage: 'must be deny or allow' }),
     /** A store call slower than this counts as a store failure. */

@@ -26,6 +26,7 @@ import type { FeedBatch, RevocationEvent, RevocationFeed } from './feed.js'
 import { StoreUnavailableError, type RefreshRecord, type RevocationSubject, type SpendResult, type Store } from './types.js'
 
 type Client = Redis | Cluster
+interface SentinelAuth { password?: string }
 
 /** How often a failing store is probed with PING. */
 const PROBE_MS = 250
@@ -69,6 +70,8 @@ export interface RedisStore extends Store {
 
 export function createRedisStore (store: GatewayConfig['store']): RedisStore {
   const commandTimeout = toMs(store.commandTimeout)
+  /** How jotgate's own connections to the Sentinels authenticate. */
+  const sentinelAuth: SentinelAuth = store.sentinelPassword === undefined ? {} : { password: store.sentinelPassword }
   const base: RedisOptions = {
     enableOfflineQueue: false,
     enableAutoPipelining: true,
@@ -76,7 +79,12 @@ export function createRedisStore (store: GatewayConfig['store']): RedisStore {
     connectTimeout: Math.max(1000, commandTimeout * 2),
     maxRetriesPerRequest: 0,
     // Reconnect quickly so service resumes within seconds of Redis returning.
-    retryStrategy: (times) => Math.min(100 * times, 1000)
+    retryStrategy: (times) => Math.min(100 * times, 1000),
+    // Credentials and TLS for Sentinel- and Cluster-managed nodes (a
+    // standalone URL carries its own: redis://user:pass@host, rediss://).
+    ...(store.username === undefined ? {} : { username: store.username }),
+    ...(store.password === undefined ? {} : { password: store.password }),
+    ...(store.tls ? { tls: {} } : {})
   }
   let client: Client
   if (store.cluster !== undefined) {
@@ -92,7 +100,7 @@ export function createRedisStore (store: GatewayConfig['store']): RedisStore {
       redisOptions: { ...base, enableAutoPipelining: false }
     })
   } else if (store.sentinels !== undefined) {
-    client = new Redis({ ...base, sentinels: store.sentinels, name: store.name! })
+    client = new Redis({ ...base, sentinels: store.sentinels, name: store.name!, ...(store.sentinelPassword === undefined ? {} : { sentinelPassword: store.sentinelPassword }) })
   } else {
     client = new Redis(store.url, base)
   }
@@ -112,10 +120,10 @@ export function createRedisStore (store: GatewayConfig['store']): RedisStore {
       if (master === undefined || at === undefined || !sameAddress(at, master)) (c as Redis).disconnect(true)
     }
   }
-  const confirmer = sentinelMode ? createConfirmer(client as Redis, store.sentinels!, store.name!, commandTimeout, () => follow()) : undefined
+  const confirmer = sentinelMode ? createConfirmer(client as Redis, store.sentinels!, store.name!, commandTimeout, () => follow(), sentinelAuth) : undefined
   if (confirmer !== undefined) connections.add(confirmer.connection)
   const watcher = sentinelMode
-    ? watchSwitch(store.sentinels!, store.name!, commandTimeout, (from, to) => { confirmer?.formerMaster(from); follow(to) })
+    ? watchSwitch(store.sentinels!, store.name!, commandTimeout, (from, to) => { confirmer?.formerMaster(from); follow(to) }, sentinelAuth)
     : undefined
   /** A revocation write: on Sentinel, on the confirming connection and replicated before it resolves. */
   const revocationWrite = (op: (c: Redis | Cluster) => Promise<unknown>): Promise<unknown> =>
@@ -246,7 +254,7 @@ function whenReady (client: Client, timeoutMs: number): Promise<void> {
  * does this too, but leaves its Sentinel connections reconnecting after
  * quit(), which keeps the process alive.)
  */
-function watchSwitch (sentinels: HostPort[], name: string, commandTimeout: number, onSwitch: (from: HostPort, to: HostPort) => void): { close: () => Promise<void> } {
+function watchSwitch (sentinels: HostPort[], name: string, commandTimeout: number, onSwitch: (from: HostPort, to: HostPort) => void, sentinelAuth: SentinelAuth = {}): { close: () => Promise<void> } {
   let stopped = false
   let next = 0
   let sub: Redis | undefined
@@ -254,7 +262,7 @@ function watchSwitch (sentinels: HostPort[], name: string, commandTimeout: numbe
   const connect = () => {
     if (stopped) return
     const s = sentinels[next++ % sentinels.length]!
-    const conn = new Redis({ host: s.host, port: s.port, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: Math.max(1000, commandTimeout * 2), enableOfflineQueue: true })
+    const conn = new Redis({ host: s.host, port: s.port, ...sentinelAuth, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: Math.max(1000, commandTimeout * 2), enableOfflineQueue: true })
     sub = conn
     conn.on('error', () => {})
     conn.on('message', (channel: string, message: string) => {
@@ -333,7 +341,7 @@ class NotConfirmedError extends StoreUnavailableError {}
  * up; with several replicas one ack is asked for, and Sentinel promotes the
  * most up to date replica (among equal priorities), which then holds it.
  */
-function createConfirmer (client: Redis, sentinels: HostPort[], name: string, commandTimeout: number, onStale: () => void) {
+function createConfirmer (client: Redis, sentinels: HostPort[], name: string, commandTimeout: number, onStale: () => void, sentinelAuth: SentinelAuth = {}) {
   const connection = client.duplicate()
   connection.on('error', () => {})
   for (const [cmd, lua] of Object.entries(SCRIPTS)) connection.defineCommand(cmd, { numberOfKeys: 1, lua })
@@ -350,7 +358,7 @@ function createConfirmer (client: Redis, sentinels: HostPort[], name: string, co
   const sentinelClient = (): Redis => {
     if (sentinel === undefined || sentinel.status === 'end') {
       const s = sentinels[next % sentinels.length]!
-      sentinel = new Redis({ host: s.host, port: s.port, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: Math.max(1000, commandTimeout * 2), commandTimeout, enableOfflineQueue: true })
+      sentinel = new Redis({ host: s.host, port: s.port, ...sentinelAuth, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: Math.max(1000, commandTimeout * 2), commandTimeout, enableOfflineQueue: true })
       sentinel.on('error', () => {})
     }
     return sentinel

@@ -12,7 +12,7 @@ import type { GatewayConfig } from '../../src/config/schema.js'
 import { REDIS_URL, redisClient, startRedisServer, uniquePrefix } from '../helpers/redis.js'
 
 const storeConfig = (url: string, keyPrefix: string): GatewayConfig['store'] =>
-  ({ type: 'redis', url, keyPrefix, onError: 'deny', commandTimeout: '500ms', replica: false })
+  ({ type: 'redis', url, keyPrefix, onError: 'deny', commandTimeout: '500ms', replica: false, tls: false })
 
 const nowSec = (): number => Math.floor(Date.now() / 1000)
 
