@@ -133,7 +133,9 @@ export async function startCluster (masters = 3): Promise<ClusterTopology> {
     const node = (port: number) => launch([
       '--port', String(port), '--bind', '127.0.0.1', '--dir', dir,
       '--cluster-enabled', 'yes', '--cluster-config-file', join(dir, `nodes-${port}.conf`), '--cluster-node-timeout', '2000',
-      '--save', '', '--appendonly', 'no'
+      // Persistence, as a production Cluster without replicas needs: a
+      // master that restarts must come back with the revocations it held.
+      '--save', '', '--appendonly', 'yes', '--appendfsync', 'always', '--appenddirname', `aof-${port}`
     ])
     for (const port of ports) procs.push(node(port))
     for (let i = 0; i < ports.length; i++) await answering(procs[i]!, ports[i]!)
