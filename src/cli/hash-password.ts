@@ -33,13 +33,18 @@ export async function run (args: string[], io: CliIo): Promise<number> {
     io.stderr('error: no standard input to read the password from')
     return 1
   }
-  const password = stripOneNewline(await readAll(io.stdin))
+  const password = await readPassword(io.stdin)
   if (password === '') {
     io.stderr('error: the password is empty')
     return 1
   }
   io.stdout(await hashPassword(password))
   return 0
+}
+
+/** The password on `stream`: everything, less one trailing newline. */
+export async function readPassword (stream: NodeJS.ReadableStream): Promise<string> {
+  return stripOneNewline(await readAll(stream))
 }
 
 async function readAll (stream: NodeJS.ReadableStream): Promise<string> {

@@ -219,7 +219,7 @@ export async function startSentinel (): Promise<SentinelTopology> {
         'bind 127.0.0.1',
         `dir ${dir}`,
         `sentinel monitor mymaster 127.0.0.1 ${primaryPort} 2`,
-        'sentinel down-after-milliseconds mymaster 1000',
+        'sentinel down-after-milliseconds mymaster 3000', // 3 s: under a busy test run, 1 s made the Sentinels fail over on their own
         'sentinel failover-timeout mymaster 3000',
         'sentinel parallel-syncs mymaster 1',
         ''

@@ -17,7 +17,8 @@ import { startRedisServer, uniquePrefix } from '../helpers/redis.js'
 import { mint, claims } from '../helpers/zoo.js'
 import type { ReplicaStore } from '../../src/store/replica.js'
 
-const CALLS = 100
+/** 100 calls for the README figures (JOTGATE_LATENCY_CALLS=100); 25 keep the suite within its time budget. */
+const CALLS = Number(process.env.JOTGATE_LATENCY_CALLS ?? 25)
 /** Concurrent request loops per instance. */
 const LOAD_LOOPS = 2
 /** JOTGATE_LATENCY_IDLE=1 adds the same runs without load, as a baseline (not by default: time). */
