@@ -83,3 +83,20 @@ async function waitForPing (url: string, timeoutMs = 5000): Promise<void> {
   }
   throw new Error(`redis-server at ${url} did not answer within ${timeoutMs} ms`)
 }
+
+/**
+ * Key prefixes a test file writes under; every key under them is deleted
+ * when the file's tests are done.
+ */
+export function trackPrefixes (t: { teardown: (fn: () => Promise<void>) => void }): string[] {
+  const prefixes: string[] = []
+  t.teardown(async () => {
+    const client = redisClient()
+    for (const prefix of prefixes) {
+      const keys = await client.keys(`${prefix}*`)
+      if (keys.length > 0) await client.del(...keys)
+    }
+    client.disconnect()
+  })
+  return prefixes
+}

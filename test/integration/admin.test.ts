@@ -7,18 +7,10 @@ import t, { type Test } from 'tap'
 import { startUpstream, type Upstream } from '../helpers/upstream.js'
 import { startGateway, type TestGateway } from '../helpers/gateway.js'
 import { claims, mint } from '../helpers/zoo.js'
-import { REDIS_URL, redisClient, startRedisServer, uniquePrefix } from '../helpers/redis.js'
+import { REDIS_URL, startRedisServer, trackPrefixes, uniquePrefix } from '../helpers/redis.js'
 
 const TOKEN = 's3cret'
-const prefixes: string[] = []
-t.teardown(async () => {
-  const client = redisClient()
-  for (const prefix of prefixes) {
-    const keys = await client.keys(`${prefix}*`)
-    if (keys.length > 0) await client.del(...keys)
-  }
-  client.disconnect()
-})
+const prefixes = trackPrefixes(t)
 
 async function setup (t: Test, opts: { token?: string, url?: string } = {}): Promise<{ up: Upstream, gw: TestGateway }> {
   const keyPrefix = uniquePrefix('admin')

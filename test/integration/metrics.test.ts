@@ -15,7 +15,7 @@ import { createMemoryStore } from '../../src/store/memory.js'
 import { StoreUnavailableError, type Store } from '../../src/store/types.js'
 import { startUpstream } from '../helpers/upstream.js'
 import { startGateway, type TestGateway } from '../helpers/gateway.js'
-import { redisClient } from '../helpers/redis.js'
+import { trackPrefixes } from '../helpers/redis.js'
 import { claims, mint, now, rawRequest, rawText } from '../helpers/zoo.js'
 
 interface Sample { name: string, labels: Record<string, string>, value: number }
@@ -59,15 +59,7 @@ async function scrape (gw: TestGateway): Promise<{ contentType: string | null, t
   return { contentType: res.headers.get('content-type'), text, samples: parseSamples(text) }
 }
 
-const prefixes: string[] = []
-t.teardown(async () => {
-  const client = redisClient()
-  for (const prefix of prefixes) {
-    const keys = await client.keys(`${prefix}*`)
-    if (keys.length > 0) await client.del(...keys)
-  }
-  client.disconnect()
-})
+const prefixes = trackPrefixes(t)
 
 t.test('requests, refusals, latencies, store calls, logins and revocations are exposed with bounded labels', async (t) => {
   const up = await startUpstream()

@@ -13,7 +13,7 @@ import { join } from 'node:path'
 import { startUpstream, type Upstream } from '../helpers/upstream.js'
 import { startGateway, type TestGateway } from '../helpers/gateway.js'
 import { AUDIENCE, ISSUER, claims, keyConfigs, mint, now } from '../helpers/zoo.js'
-import { REDIS_URL, redisClient, uniquePrefix } from '../helpers/redis.js'
+import { REDIS_URL, trackPrefixes, uniquePrefix } from '../helpers/redis.js'
 import { run as revokeCli } from '../../src/cli/revoke.js'
 import type { CliIo } from '../../src/cli/io.js'
 
@@ -35,15 +35,7 @@ const id = (): string => randomBytes(6).toString('hex')
 const REVOKED = { status: 401, code: 'JOTGATE_TOKEN_REVOKED' }
 const PASSED = { status: 200, code: undefined }
 
-const prefixes: string[] = []
-t.teardown(async () => {
-  const client = redisClient()
-  for (const prefix of prefixes) {
-    const keys = await client.keys(`${prefix}*`)
-    if (keys.length > 0) await client.del(...keys)
-  }
-  client.disconnect()
-})
+const prefixes = trackPrefixes(t)
 
 async function setup (t: Test, keyPrefix = uniquePrefix('revocation')): Promise<{ up: Upstream, gw: TestGateway }> {
   prefixes.push(keyPrefix)
