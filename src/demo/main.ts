@@ -41,7 +41,8 @@ async function main (): Promise<void> {
     if (err instanceof ConfigError) for (const p of err.problems) process.stderr.write(`${formatProblem(p)}\n`)
     throw err
   }
-  const log = createLogger({ level: process.env.LOG_LEVEL ?? 'info' })
+  // Human-readable lines on a terminal (LOG_FORMAT=json keeps JSON); piped output stays JSON.
+  const log = createLogger({ level: process.env.LOG_LEVEL ?? 'info', pretty: process.stdout.isTTY === true && process.env.LOG_FORMAT !== 'json' })
   const running = await runGateway(loaded, log, env)
   const base = `http://127.0.0.1:${running.ports.server}`
   process.stderr.write(`
