@@ -83,11 +83,6 @@ export function isGatewayError (err: unknown): err is GatewayError {
     Object.hasOwn(CATALOGUE, (err as GatewayError).code)
 }
 
-/** Status code of a catalogue entry. */
-export function statusOf (code: ErrorCode): number {
-  return CATALOGUE[code][0]
-}
-
 /**
  * The JSON body of CONTRACT section 6. `error` is the HTTP reason phrase.
  */

@@ -11,6 +11,7 @@ import type { AuthConfig } from '../config/schema.js'
 import type { Generation } from '../generation.js'
 import type { Store } from '../store/types.js'
 import { StoreUnavailableError } from '../store/types.js'
+import { revocationSubject } from '../pipeline/check-revocation.js'
 import { extractTokenFrom, authorizationValues, cookieValues, headerValues } from '../pipeline/extract-token.js'
 import { tokenPolicies } from '../pipeline/token-policy.js'
 import { checkOrigin } from '../pipeline/check-csrf.js'
@@ -181,12 +182,7 @@ export async function registerAuthRoutes (app: FastifyInstance, { auth, store, g
     if (found.source === 'cookie') originCheck(request)
     const token = found.token
     const verified = await gen.verifyToken(token)
-    const revoked = await store.isRevoked({
-      jti: verified.claims.jti as string | undefined,
-      sid: verified.claims.sid as string | undefined,
-      sub: verified.claims.sub as string | undefined,
-      iat: typeof verified.claims.iat === 'number' ? verified.claims.iat : undefined
-    })
+    const revoked = await store.isRevoked(revocationSubject(verified.claims))
     if (revoked) throw gatewayError('JOTGATE_TOKEN_REVOKED')
     return verified
   }

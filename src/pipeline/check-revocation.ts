@@ -5,8 +5,18 @@
  * fail-open is reported to the caller (logged and counted).
  */
 import { gatewayError } from '../errors.js'
-import { StoreUnavailableError, type Store } from '../store/types.js'
-import type { VerifiedToken } from './context.js'
+import { StoreUnavailableError, type RevocationSubject, type Store } from '../store/types.js'
+import type { Claims, VerifiedToken } from './context.js'
+
+/** What revocation can cover of a verified token (its claims are type-checked already). */
+export function revocationSubject (claims: Claims): RevocationSubject {
+  return {
+    jti: claims.jti as string | undefined,
+    sid: claims.sid as string | undefined,
+    sub: claims.sub as string | undefined,
+    iat: typeof claims.iat === 'number' ? claims.iat : undefined
+  }
+}
 
 export type RevocationCheck = (token: VerifiedToken) => Promise<void>
 
@@ -14,12 +24,7 @@ export function createRevocationCheck (store: Store, onError: 'deny' | 'allow', 
   return async function checkRevocation ({ claims }) {
     let revoked: boolean
     try {
-      revoked = await store.isRevoked({
-        jti: claims.jti as string | undefined,
-        sid: claims.sid as string | undefined,
-        sub: claims.sub as string | undefined,
-        iat: typeof claims.iat === 'number' ? claims.iat : undefined
-      })
+      revoked = await store.isRevoked(revocationSubject(claims))
     } catch (cause) {
       // Only an unreachable store may fail open: any other error (a bug, a
       // bad reply) is refused whatever onError says.

@@ -10,6 +10,7 @@
  * Frames then flow both ways until either side closes, the token expires
  * or is revoked (ws-sessions.ts), or the gateway shuts down (1001).
  */
+import { revocationSubject } from '../pipeline/check-revocation.js'
 import { randomUUID } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
@@ -148,7 +149,7 @@ export function attachWebSockets (app: FastifyInstance, { generation, store, log
         sessions.add({
           reqId,
           route: route.label,
-          subject: { jti: claims.jti as string | undefined, sid: claims.sid as string | undefined, sub: claims.sub as string | undefined, iat: typeof claims.iat === 'number' ? claims.iat : undefined },
+          subject: revocationSubject(claims),
           expiresAt: exp === undefined ? Infinity : (exp + toSeconds(gen.config.tokens.clockTolerance)) * 1000,
           relay: relay(client, upstream)
         })
