@@ -9,6 +9,9 @@ import type { Logger } from 'pino'
 import { errorBody, gatewayError, isGatewayError, wwwAuthenticate, type GatewayError } from './errors.js'
 import type { LoadedConfig } from './config/load.js'
 import { toMs } from './config/duration.js'
+import { accessLogger, RequestLogger } from './log.js'
+import { ConfigError } from './config/problems.js'
+import { tokenPolicies } from './pipeline/token-policy.js'
 import { normalizeTarget } from './pipeline/normalize-path.js'
 import { createGeneration, kContext, kPathError, kRefusal, kTarget, type Generation } from './generation.js'
 import { registerProxy, PROXIED_METHODS } from './proxy/register.js'
@@ -78,6 +81,7 @@ export async function buildGateway (loaded: LoadedConfig, options: GatewayOption
     loggerInstance: log as FastifyBaseLogger,
     // One line per request is written by our onResponse hook instead.
     logController: new LogController({ disableRequestLogging: true }),
+    childLoggerFactory: (root, bindings) => new RequestLogger(root as Logger, bindings) as unknown as FastifyBaseLogger,
     requestIdHeader: false,
     // With trustProxy the client address is the one the nearest proxy
     // appended (the last X-Forwarded-For entry); anything left of it is hearsay.
@@ -124,13 +128,17 @@ export async function buildGateway (loaded: LoadedConfig, options: GatewayOption
     }
   })
 
-  app.addHook('onRequest', async (request) => {
+  app.addHook('onRequest', (request, _reply, done) => {
     const pathError = request.raw[kPathError]
-    if (pathError !== undefined) throw pathError
+    if (pathError !== undefined) {
+      done(pathError)
+      return
+    }
     // RFC 9112 section 3.2: an HTTP/1.1 request without Host, or with one
     // that is not a host[:port], is a 400 (it would reach X-Forwarded-Host).
     const host = request.headers.host
-    if (host === undefined ? request.raw.httpVersion === '1.1' : !HOST.test(host)) throw gatewayError('JOTGATE_BAD_REQUEST', { reason: 'host-invalid' })
+    if (host === undefined ? request.raw.httpVersion === '1.1' : !HOST.test(host)) done(gatewayError('JOTGATE_BAD_REQUEST', { reason: 'host-invalid' }))
+    else done()
   })
 
   app.setErrorHandler((err: FastifyError, request, reply) => sendRefusal(request, reply, toGatewayError(err, log)))
@@ -142,26 +150,35 @@ export async function buildGateway (loaded: LoadedConfig, options: GatewayOption
       : gatewayError('JOTGATE_ROUTE_NOT_FOUND', { reason: 'no-route' }))
   })
 
-  app.addHook('onResponse', async (request, reply) => {
+  const access = accessLogger(log)
+  app.addHook('onResponse', (request, reply, done) => {
     const refusal = request[kRefusal]
     const ctx = request[kContext]
     // Label: the configured route, the gateway's own endpoint, never the raw path.
     const proxied = ctx !== undefined || request.raw[kPathError] !== undefined
     const route = ctx?.route?.label ?? (proxied || request.routeOptions.url === undefined ? '(none)' : request.routeOptions.url)
-    metrics.request(route, request.method, reply.statusCode, refusal?.code, reply.elapsedTime / 1000)
-    log.info({
-      reqId: request.id,
-      method: request.method,
-      route,
-      status: reply.statusCode,
-      code: refusal?.code ?? null,
-      reason: refusal?.reason ?? null,
-      ms: Math.round(reply.elapsedTime * 100) / 100
-    }, 'request')
+    const elapsed = reply.elapsedTime
+    metrics.request(route, request.method, reply.statusCode, refusal?.code, elapsed / 1000)
+    if (access.isLevelEnabled('info')) {
+      access.info({
+        reqId: request.id,
+        method: request.method,
+        route,
+        status: reply.statusCode,
+        code: refusal?.code ?? null,
+        reason: refusal?.reason ?? null,
+        ms: Math.round(elapsed * 100) / 100
+      }, 'request')
+    }
+    done()
   })
 
   // CORS first: its hook answers preflights before any token is asked for.
-  await registerCors(app, { generation })
+  // Installed only when the config answers CORS somewhere: @fastify/cors
+  // works on every request it sees (options normalized, Vary updated) and
+  // a gateway without CORS should not pay for it (see README, Performance).
+  const corsInstalled = tokenPolicies(config).anyCors
+  if (corsInstalled) await registerCors(app, { generation })
   await registerAuthRoutes(app, { auth: config.auth, store, generation, onLogin: metrics.login, ...(options.now === undefined ? {} : { now: options.now }) })
   await app.register(async (scope) => { await registerProxy(scope, { server, generation, onUpstream: metrics.upstream }) })
   attachWebSockets(app, { generation, store, log, metrics, state, ...(options.now === undefined ? {} : { now: options.now }) })
@@ -179,6 +196,9 @@ export async function buildGateway (loaded: LoadedConfig, options: GatewayOption
       // Reloads apply in the order they were asked for: a slow earlier one
       // never lands after a later one.
       const run = reloading.then(async () => {
+        if (!corsInstalled && tokenPolicies(next.config).anyCors) {
+          throw new ConfigError([{ path: 'cors', message: 'CORS was off when jotgate started; turning it on takes a restart' }])
+        }
         const fresh = createGeneration(next.config, deps)
         await fresh.start()
         const old = current

@@ -20,6 +20,10 @@ export interface LoggerOptions {
   pretty?: boolean
 }
 
+/** Log lines are written in batches of this many bytes, or after LOG_FLUSH_MS. */
+export const LOG_BATCH_BYTES = 4096
+export const LOG_FLUSH_MS = 100
+
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 
 /**
@@ -43,12 +47,13 @@ export function createLogger ({ level, destination, pretty: human = false }: Log
     base: { service: 'jotgate' },
     redact: { paths: REDACT_PATHS, censor: '[redacted]' }
   }
-  // Asynchronous writes to stdout: under load lines queue while one write is
-  // in flight and go out together (one syscall per batch, not per request).
-  // The shutdown path flushes before the process exits.
+  // Asynchronous, batched writes to stdout: lines gather until 4 KiB (about
+  // twenty request lines) or 100 ms have passed, then go out in one write.
+  // A write per line costs a libuv thread hop each (measured: about a tenth
+  // of the gateway's throughput). The shutdown path and process exit flush.
   const stream = destination ?? (human
     ? prettyStream()
-    : pino.destination({ dest: 1, sync: false }))
+    : pino.destination({ dest: 1, sync: false, minLength: LOG_BATCH_BYTES, periodicFlush: LOG_FLUSH_MS }))
   const log = pino(options, stream)
   for (const { source, value } of ignored) {
     log.warn({ source, value, levels: LOG_LEVELS }, `${source} ${JSON.stringify(value)} is not a log level; using ${options.level}`)
@@ -60,4 +65,54 @@ export function createLogger ({ level, destination, pretty: human = false }: Log
 function prettyStream (): DestinationStream {
   const pretty = createRequire(import.meta.url)('pino-pretty') as (options: object) => DestinationStream
   return pretty({ colorize: true, ignore: 'pid,hostname,service', translateTime: 'HH:MM:ss' })
+}
+
+type LogArgs = [obj: unknown, msg?: string, ...args: unknown[]]
+
+/**
+ * `request.log`: the child logger with the request id, made only when a
+ * request logs something of its own. Fastify would otherwise build a pino
+ * child (bindings serialized, redaction copied) for every request, and
+ * most requests never use it: their one line is the access line.
+ */
+export class RequestLogger {
+  #child: Logger | undefined
+  readonly #root: Logger
+  readonly #bindings: Record<string, unknown>
+
+  constructor (root: Logger, bindings: Record<string, unknown>) {
+    this.#root = root
+    this.#bindings = bindings
+  }
+
+  get #log (): Logger {
+    return (this.#child ??= this.#root.child(this.#bindings))
+  }
+
+  get level (): string { return this.#root.level }
+  set level (level: string) { this.#log.level = level }
+  fatal (...args: LogArgs): void { if (this.#root.isLevelEnabled('fatal')) call(this.#log, 'fatal', args) }
+  error (...args: LogArgs): void { if (this.#root.isLevelEnabled('error')) call(this.#log, 'error', args) }
+  warn (...args: LogArgs): void { if (this.#root.isLevelEnabled('warn')) call(this.#log, 'warn', args) }
+  info (...args: LogArgs): void { if (this.#root.isLevelEnabled('info')) call(this.#log, 'info', args) }
+  debug (...args: LogArgs): void { if (this.#root.isLevelEnabled('debug')) call(this.#log, 'debug', args) }
+  trace (...args: LogArgs): void { if (this.#root.isLevelEnabled('trace')) call(this.#log, 'trace', args) }
+  silent (): void {}
+  child (bindings: Record<string, unknown>, options?: object): Logger {
+    return this.#log.child(bindings, options)
+  }
+}
+
+function call (log: Logger, level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace', args: LogArgs): void {
+  (log[level] as (...a: unknown[]) => void)(...args)
+}
+
+/**
+ * The logger of the one line per request: its fields are fixed and chosen
+ * here (ids, route label, status, code, latency), never a header or a
+ * claim, so it skips redaction, which would otherwise walk every line
+ * looking for secrets that cannot be there.
+ */
+export function accessLogger (log: Logger): Logger {
+  return log.child({}, { redact: [] })
 }

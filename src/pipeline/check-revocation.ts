@@ -18,22 +18,25 @@ export function revocationSubject (claims: Claims): RevocationSubject {
   }
 }
 
-export type RevocationCheck = (token: VerifiedToken) => Promise<void>
+/** Returns nothing when the answer was local (the memory store, a trusted replica), a promise when it needs the store. */
+export type RevocationCheck = (token: VerifiedToken) => void | Promise<void>
 
 export function createRevocationCheck (store: Store, onError: 'deny' | 'allow', onFailOpen: (cause: unknown) => void): RevocationCheck {
-  return async function checkRevocation ({ claims }) {
-    let revoked: boolean
-    try {
-      revoked = await store.isRevoked(revocationSubject(claims))
-    } catch (cause) {
+  const revokedLocally = store.revokedLocally
+  return function checkRevocation ({ claims }) {
+    const subject = revocationSubject(claims)
+    const local = revokedLocally?.(subject)
+    if (local === true) throw gatewayError('JOTGATE_TOKEN_REVOKED', { reason: 'revoked' })
+    if (local === false) return
+    return store.isRevoked(subject).then((revoked) => {
+      if (revoked) throw gatewayError('JOTGATE_TOKEN_REVOKED', { reason: 'revoked' })
+    }, (cause: unknown) => {
       // Only an unreachable store may fail open: any other error (a bug, a
       // bad reply) is refused whatever onError says.
       if (onError === 'deny' || !(cause instanceof StoreUnavailableError)) {
         throw gatewayError('JOTGATE_STORE_UNAVAILABLE', { reason: 'store-down', cause })
       }
       onFailOpen(cause)
-      return
-    }
-    if (revoked) throw gatewayError('JOTGATE_TOKEN_REVOKED', { reason: 'revoked' })
+    })
   }
 }

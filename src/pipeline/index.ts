@@ -7,8 +7,8 @@
  * error; nothing here knows Fastify.
  */
 import { gatewayError } from '../errors.js'
-import type { RequestContext } from './context.js'
-import type { RouteTable } from './route-table.js'
+import type { RequestContext, VerifiedToken } from './context.js'
+import type { CompiledRoute, RouteTable } from './route-table.js'
 import { extractToken, extractTokenFrom, type TokenCarriers } from './extract-token.js'
 import type { TokenPolicies } from './token-policy.js'
 import { checkCsrf } from './check-csrf.js'
@@ -27,11 +27,24 @@ export interface TokenRequest extends TokenCarriers {
   policies: TokenPolicies
 }
 
-/** `tokens`: every Authorization value (header only), or every carrier with the policies. */
-export type Pipeline = (ctx: RequestContext, tokens: readonly string[] | TokenRequest) => Promise<void>
+/**
+ * `tokens`: every Authorization value (header only), or every carrier with
+ * the policies. Returns nothing when every step could answer at once (a
+ * cached token, a local revocation list), a promise otherwise; either way
+ * a refusal is thrown (or rejected) as one coded error.
+ */
+export type Pipeline = (ctx: RequestContext, tokens: readonly string[] | TokenRequest) => void | Promise<void>
 
 export function createPipeline ({ routes, verifyToken, checkRevocation }: PipelineParts): Pipeline {
-  return async function run (ctx, tokens) {
+  // Steps 5-7 once the token is verified.
+  function admit (ctx: RequestContext, route: CompiledRoute, verified: VerifiedToken): void | Promise<void> {
+    ctx.verified = verified
+    const pending = checkRevocation(verified)
+    if (pending !== undefined) return pending.then(() => { authorize(ctx, route, verified) })
+    authorize(ctx, route, verified)
+  }
+
+  return function run (ctx, tokens) {
     const route = routes.match(ctx.path)
     if (route === undefined) throw gatewayError('JOTGATE_ROUTE_NOT_FOUND', { reason: 'no-route' })
     ctx.route = route
@@ -50,12 +63,15 @@ export function createPipeline ({ routes, verifyToken, checkRevocation }: Pipeli
     ctx.token = token
     ctx.tokenSource = found.source
     if (policy !== undefined) checkCsrf(ctx, policy.trustedOrigins, (tokens as TokenRequest).policies.trustProxy)
-    const verified = await verifyToken(token)
-    ctx.verified = verified
-    await checkRevocation(verified)
-    authorizeRoute(route, ctx.method, verified.claims)
-    ctx.identity = route.mapHeaders(verified.claims)
+    const verified = verifyToken(token)
+    if (verified instanceof Promise) return verified.then((v) => admit(ctx, route, v))
+    return admit(ctx, route, verified)
   }
+}
+
+function authorize (ctx: RequestContext, route: CompiledRoute, verified: VerifiedToken): void {
+  authorizeRoute(route, ctx.method, verified.claims)
+  ctx.identity = route.mapHeaders(verified.claims)
 }
 
 function headerToken (authorization: readonly string[]): { token: string, source: 'header' } | undefined {

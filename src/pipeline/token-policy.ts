@@ -23,6 +23,8 @@ export interface TokenPolicies {
   tokenCookies: readonly string[]
   /** Whether X-Forwarded-Proto / -Host tell the request's own origin. */
   trustProxy: boolean
+  /** Whether the gateway or any route answers CORS at all. */
+  anyCors: boolean
 }
 
 // Keyed by the frozen config object: compiled on first use, once per generation.
@@ -49,7 +51,8 @@ function compile (config: GatewayConfig): TokenPolicies {
     gateway,
     forRoute: (route) => routes[route.index] ?? gateway,
     tokenCookies: [...cookies],
-    trustProxy: config.server.trustProxy
+    trustProxy: config.server.trustProxy,
+    anyCors: gateway.cors !== undefined || routes.some((p) => p.cors !== undefined)
   }
 }
 

@@ -41,15 +41,17 @@ export async function registerCors (app: FastifyInstance, { generation }: CorsOp
   })
   // A preflight from a refused origin on a CORS route: answered here, empty
   // and without CORS headers (the browser then blocks the real request).
-  app.addHook('onRequest', async (request, reply) => {
-    if (request[kCorsRoute] === true && isPreflight(request) && !reply.sent) {
-      await reply.code(204).header('vary', 'Origin').send()
-    }
+  app.addHook('onRequest', (request, reply, done) => {
+    if (request[kCorsRoute] === true && isPreflight(request) && !reply.sent) reply.code(204).header('vary', 'Origin').send()
+    else done()
   })
 }
 
+const NO_CORS: FastifyCorsOptions = Object.freeze({ origin: false })
+
 function optionsFor (request: FastifyRequest, gen: Generation): FastifyCorsOptions {
   const policies = tokenPolicies(gen.config)
+  if (!policies.anyCors) return NO_CORS
   // Proxied paths take their route's settings; the gateway's own endpoints
   // (token endpoints, JWKS) and unmatched paths the gateway's.
   const proxied = request.routeOptions.url === '/*' || request.routeOptions.url === '/'

@@ -32,19 +32,22 @@ export function createMemoryStore (now: () => number = Date.now): Store {
   }, 60_000)
   sweep.unref()
 
+  function revoked ({ jti, sid, sub, iat }: RevocationSubject): boolean {
+    if (jti !== undefined && get(maps.jti, jti) === true) return true
+    if (sid !== undefined && get(maps.sid, sid) === true) return true
+    if (sub !== undefined) {
+      const at = get(maps.sub, sub)
+      if (at !== undefined && (iat === undefined || Math.floor(iat) <= at)) return true
+    }
+    return false
+  }
+
   return {
     kind: 'memory',
     ready: async () => {},
     isHealthy: () => true,
-    async isRevoked ({ jti, sid, sub, iat }: RevocationSubject) {
-      if (jti !== undefined && get(maps.jti, jti) === true) return true
-      if (sid !== undefined && get(maps.sid, sid) === true) return true
-      if (sub !== undefined) {
-        const at = get(maps.sub, sub)
-        if (at !== undefined && (iat === undefined || Math.floor(iat) <= at)) return true
-      }
-      return false
-    },
+    isRevoked: async (subject: RevocationSubject) => revoked(subject),
+    revokedLocally: revoked,
     async revokeJti (jti, exp) {
       maps.jti.set(jti, { value: true, expiresAt: Math.max(exp * 1000, now() + 1000) })
     },

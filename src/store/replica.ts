@@ -141,6 +141,7 @@ export function createReplicaStore (inner: Store, feed: RevocationFeed, log: Log
       await inner.ready(timeoutMs)
     },
     isRevoked: (subject) => (trusted() ? Promise.resolve(localRevoked(subject)) : inner.isRevoked(subject)),
+    revokedLocally: (subject) => (trusted() ? localRevoked(subject) : undefined),
     async revokeJti (jti, exp) {
       await inner.revokeJti(jti, exp)
       await propagate({ kind: 'jti', id: jti, expiresAt: exp })

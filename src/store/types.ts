@@ -52,6 +52,12 @@ export interface Store {
    * made at 1000.7 (cut-off 1000).
    */
   isRevoked: (subject: RevocationSubject) => Promise<boolean>
+  /**
+   * The same answer without a round trip, when this instance holds a list
+   * it may answer from (the memory store; a trusted replica); undefined
+   * when only `isRevoked` can answer now. The hot path asks this first.
+   */
+  revokedLocally?: (subject: RevocationSubject) => boolean | undefined
   /** Revokes one token until `exp` (seconds since the epoch) has passed. */
   revokeJti: (jti: string, exp: number) => Promise<void>
   /** Revokes every token of a session, for `ttl` seconds. */

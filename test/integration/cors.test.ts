@@ -7,8 +7,9 @@
  */
 import t from 'tap'
 import { startUpstream } from '../helpers/upstream.js'
-import { startGateway } from '../helpers/gateway.js'
-import { mint, claims } from '../helpers/zoo.js'
+import { baseConfig, startGateway } from '../helpers/gateway.js'
+import { keyDir, mint, claims } from '../helpers/zoo.js'
+import { loadConfigObject } from '../../src/config/load.js'
 import { send, corsHeaders } from '../helpers/http.js'
 
 const APP = 'https://app.example'
@@ -117,4 +118,24 @@ t.test('without any cors setting there is no CORS answer', async (t) => {
   const res = await send(gw.url, 'OPTIONS', '/x', [['Origin', APP], ['Access-Control-Request-Method', 'POST']])
   t.same(corsHeaders(res), {}, 'no CORS header')
   t.equal(up.seen.at(-1)?.method, 'OPTIONS', 'OPTIONS forwarded as before')
+
+  // @fastify/cors is installed only when the config answers CORS somewhere;
+  // a reload cannot install it afterwards and says so, keeping the old config.
+  const withCors = loadConfigObject(baseConfig('cors-off', { cors: { origins: [APP] }, routes: [{ path: '/', upstream: up.url, auth: 'none' }] }), keyDir)
+  await t.rejects(gw.gateway.reload(withCors), { name: 'ConfigError', message: /^cors: CORS was off when jotgate started; turning it on takes a restart$/ })
+  const after = await send(gw.url, 'OPTIONS', '/x', [['Origin', APP], ['Access-Control-Request-Method', 'POST']])
+  t.same(corsHeaders(after), {}, 'still no CORS header after the refused reload')
+})
+
+t.test('a gateway started with CORS can reload it off and on again', async (t) => {
+  const up = await startUpstream()
+  const routes = [{ path: '/', upstream: up.url, auth: 'none' }]
+  const gw = await startGateway({ name: 'cors-reload', config: { cors: { origins: [APP] }, routes } })
+  t.teardown(async () => { await gw.close(); await up.close() })
+  const preflight = () => send(gw.url, 'OPTIONS', '/x', [['Origin', APP], ['Access-Control-Request-Method', 'POST']])
+  t.equal(corsHeaders(await preflight())['access-control-allow-origin'], APP, 'on at start')
+  await gw.gateway.reload(loadConfigObject(baseConfig('cors-reload', { routes }), keyDir))
+  t.same(corsHeaders(await preflight()), {}, 'off after a reload')
+  await gw.gateway.reload(loadConfigObject(baseConfig('cors-reload', { cors: { origins: [APP] }, routes }), keyDir))
+  t.equal(corsHeaders(await preflight())['access-control-allow-origin'], APP, 'on again')
 })

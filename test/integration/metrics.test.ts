@@ -185,7 +185,8 @@ t.test('store errors and JWKS fetch outcomes are counted', async (t) => {
   // A store that answers everything but revocation checks: those fail as
   // an unreachable Redis would, so the request is refused with 503.
   const inner = createMemoryStore()
-  const failing: Store = { ...inner, isRevoked: async () => { throw new StoreUnavailableError('down for the test') } }
+  // revokedLocally says "ask the backend": the memory store would answer at once.
+  const failing: Store = { ...inner, isRevoked: async () => { throw new StoreUnavailableError('down for the test') }, revokedLocally: () => undefined }
   const gw = await startGateway({
     name: 'metrics-errors',
     admin: true,

@@ -211,7 +211,7 @@ t.test('onError allow fails open only when the store is unreachable, not on any 
   const up = await startUpstream()
   const inner = createMemoryStore()
   let failure: Error | undefined
-  const store: Store = { ...inner, isRevoked: async (subject) => { if (failure !== undefined) throw failure; return inner.isRevoked(subject) } }
+  const store: Store = { ...inner, isRevoked: async (subject) => { if (failure !== undefined) throw failure; return inner.isRevoked(subject) }, revokedLocally: () => undefined }
   const gw = await startGateway({
     store,
     config: { store: { type: 'memory', onError: 'allow' }, routes: [{ path: '/', upstream: up.url }] }

@@ -53,6 +53,19 @@ t.test('isRevoked by jti, sid and sub cut-off', async (t) => {
   t.equal(await store.isRevoked({ jti: 'j1', sid: 's4', sub: 'alice', iat: t0 + 1 }), true, 'any one covering is enough')
 })
 
+t.test('revokedLocally gives isRevoked\'s answer synchronously', async (t) => {
+  const { store, sec } = clocked(t)
+  const t0 = sec()
+  await store.revokeJti('j1', t0 + 60)
+  await store.revokeSub('alice', t0, 60)
+  const subjects = [{ jti: 'j1' }, { jti: 'j2' }, { sub: 'alice', iat: t0 }, { sub: 'alice', iat: t0 + 1 }, { sub: 'alice' }, {}]
+  for (const subject of subjects) {
+    const local = store.revokedLocally!(subject)
+    t.type(local, 'boolean', `${JSON.stringify(subject)}: answered here`)
+    t.equal(local, await store.isRevoked(subject), `${JSON.stringify(subject)}: same answer`)
+  }
+})
+
 t.test('revokeSub never moves the cut-off back and never shrinks the TTL', async (t) => {
   const { store, sec, advance } = clocked(t)
   const t0 = sec()
