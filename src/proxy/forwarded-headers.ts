@@ -13,22 +13,21 @@ export interface ForwardedInput {
 type Headers = Record<string, string | string[] | number | undefined>
 
 export function setForwardedHeaders (headers: Headers, input: ForwardedInput, trustProxy: boolean): void {
-  const ours = {
-    'x-forwarded-for': input.remoteAddress ?? '',
-    'x-forwarded-proto': input.proto,
-    'x-forwarded-host': input.host ?? ''
-  }
-  for (const [name, value] of Object.entries(ours)) {
-    const incoming = headers[name]
-    if (trustProxy && incoming !== undefined && incoming !== '') {
-      const prior = Array.isArray(incoming) ? incoming.join(', ') : String(incoming)
-      headers[name] = value === '' ? prior : `${prior}, ${value}`
-    } else if (value === '') {
-      delete headers[name]
-    } else {
-      headers[name] = value
-    }
-  }
+  setOne(headers, 'x-forwarded-for', input.remoteAddress ?? '', trustProxy)
+  setOne(headers, 'x-forwarded-proto', input.proto, trustProxy)
+  setOne(headers, 'x-forwarded-host', input.host ?? '', trustProxy)
   // RFC 7239 `Forwarded` carries the same claims; without trust it is a spoof.
   if (!trustProxy) delete headers.forwarded
+}
+
+function setOne (headers: Headers, name: string, value: string, trustProxy: boolean): void {
+  const incoming = headers[name]
+  if (trustProxy && incoming !== undefined && incoming !== '') {
+    const prior = Array.isArray(incoming) ? incoming.join(', ') : String(incoming)
+    headers[name] = value === '' ? prior : `${prior}, ${value}`
+  } else if (value === '') {
+    delete headers[name]
+  } else {
+    headers[name] = value
+  }
 }

@@ -85,21 +85,26 @@ export async function registerProxy (app: FastifyInstance, { server, generation,
       },
       // reply-from retries a GET that got 503 up to ten times by default; a
       // gateway passes the upstream's answer back unchanged instead.
-      retryDelay: () => null
+      retryDelay: () => null,
+      queryString: (_search, _url, request) => forwardQuery(request as FastifyRequest)
     },
     handler: (request, reply, _dest, options) => {
-      const ctx = (request as FastifyRequest)[kContext]!
-      const target = (request as FastifyRequest).raw[kTarget]!;
-      const path = ctx.route!.forwardPath(ctx.path)
-      // The query goes apart from the path: reply-from screens its source
-      // for `../` and decodes it, which would refuse (or 500 on) queries
-      // like `?next=../x` or `?q=100%` that CONTRACT step 1 forwards as they came.
-      const query = forwardedQuery(target.query, ctx.route!, tokenPolicies((request as FastifyRequest)[kGeneration]!.config)).slice(1);
+      const ctx = (request as FastifyRequest)[kContext]!;
       (request as FastifyRequest)[kUpstreamStart] = performance.now()
-      return (reply as FastifyReply).from(path, { ...options, queryString: () => query })
+      return (reply as FastifyReply).from(ctx.route!.forwardPath(ctx.path), options)
     }
   }
   await app.register(httpProxy, proxyOptions)
+}
+
+/**
+ * The query goes apart from the path: reply-from screens its source for
+ * `../` and decodes it, which would refuse (or 500 on) queries like
+ * `?next=../x` or `?q=100%` that CONTRACT step 1 forwards as they came.
+ */
+function forwardQuery (request: FastifyRequest): string {
+  const route = request[kContext]!.route!
+  return forwardedQuery(request.raw[kTarget]!.query, route, tokenPolicies(request[kGeneration]!.config)).slice(1)
 }
 
 /** Runs the pipeline for one request; throws (or rejects) its refusal. */
