@@ -411,7 +411,9 @@ async function main () {
   }
 }
 
-main().catch((err) => {
+// `--soak`: the five-minute memory run of bench/soak.js instead of the table.
+const run = process.argv.includes('--soak') ? import('./soak.js').then((m) => m.soak()) : main()
+run.catch((err) => {
   log(err?.stack ?? String(err))
   process.exitCode = 1
 })
