@@ -3,7 +3,7 @@
  * is prefixed `jotgate_`; labels are bounded: configured route paths (never
  * raw request paths), exact status codes, error codes from the catalogue.
  */
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { Store } from '../store/types.js'
 
 export interface Metrics {
@@ -13,6 +13,10 @@ export interface Metrics {
   login: (outcome: 'success' | 'failed' | 'rate_limited' | 'error') => void
   jwksFetch: (issuer: string, outcome: string) => void
   failOpen: () => void
+  /** Where the open WebSocket count is read at each scrape. */
+  countWebSockets: (count: () => number) => void
+  /** A WebSocket closed by the gateway (expiry, revocation, store down, shutdown), by close code. */
+  webSocketClosed: (code: number) => void
 }
 
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
@@ -38,6 +42,10 @@ export function createMetrics (): Metrics & { instrumentStore: (store: Store) =>
   const failOpen = new Counter({ name: 'jotgate_store_fail_open_total', help: 'Tokens let through unchecked while the store was down (store.onError: allow)', registers: [registry] })
   const jwks = new Counter({ name: 'jotgate_jwks_fetches_total', help: 'JWKS fetches of outside issuers, by outcome', labelNames: ['issuer', 'outcome'], registers: [registry] })
   const logins = new Counter({ name: 'jotgate_logins_total', help: 'Login attempts, by outcome', labelNames: ['outcome'], registers: [registry] })
+  let openWebSockets: () => number = () => 0
+  // Read at each scrape; registered on creation, so nothing else holds it.
+  new Gauge({ name: 'jotgate_websocket_sessions', help: 'WebSocket connections open through the gateway', registers: [registry], collect () { this.set(openWebSockets()) } })
+  const webSocketsClosed = new Counter({ name: 'jotgate_websocket_closed_total', help: 'WebSocket connections the gateway closed, by close code (4001 token expired, 4003 revoked, 1013 store unavailable, 1001 shutdown)', labelNames: ['code'], registers: [registry] })
   const revocations = new Counter({ name: 'jotgate_revocations_total', help: 'Revocations written, by kind', labelNames: ['kind'], registers: [registry] })
 
   const requestChildren = new Map<string, { count: { inc: () => void }, duration: { observe: (v: number) => void } }>()
@@ -105,6 +113,8 @@ export function createMetrics (): Metrics & { instrumentStore: (store: Store) =>
     upstream: (route, seconds) => upstreamOf(route).observe(seconds),
     login: (outcome) => logins.inc({ outcome }),
     jwksFetch: (issuer, outcome) => jwks.inc({ issuer, outcome }),
-    failOpen: () => failOpen.inc()
+    failOpen: () => failOpen.inc(),
+    countWebSockets: (count) => { openWebSockets = count },
+    webSocketClosed: (code) => webSocketsClosed.inc({ code: String(code) })
   }
 }

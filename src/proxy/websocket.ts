@@ -64,8 +64,10 @@ export function attachWebSockets (app: FastifyInstance, { generation, store, log
     onFailOpen: (cause) => {
       metrics.failOpen()
       log.warn({ reason: 'store-fail-open', err: cause }, 'store unavailable; open websockets kept (store.onError: allow)')
-    }
+    },
+    onEnd: metrics.webSocketClosed
   })
+  metrics.countWebSockets(sessions.size)
   let closing = false
 
   app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {

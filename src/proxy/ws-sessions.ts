@@ -31,6 +31,8 @@ export interface SessionRegistryOptions {
   /** The current `store.onError`: deny closes sockets whose token cannot be checked. */
   onError: () => 'deny' | 'allow'
   onFailOpen: (cause: unknown) => void
+  /** Told the close code of every session the gateway ends (metrics). */
+  onEnd?: (code: number) => void
   now: () => number
 }
 
@@ -41,7 +43,7 @@ export interface SessionRegistry {
   closeAll: (code: number, reason: string) => Promise<void>
 }
 
-export function createSessionRegistry ({ store, log, onError, onFailOpen, now }: SessionRegistryOptions): SessionRegistry {
+export function createSessionRegistry ({ store, log, onError, onFailOpen, onEnd, now }: SessionRegistryOptions): SessionRegistry {
   const sessions = new Set<Session>()
   const expiryTimers = new WeakMap<Session, NodeJS.Timeout>()
   let sweeping: NodeJS.Timeout | undefined
@@ -49,6 +51,7 @@ export function createSessionRegistry ({ store, log, onError, onFailOpen, now }:
   const end = (session: Session, code: number, reason: string) => {
     if (!sessions.delete(session)) return
     log.info({ reqId: session.reqId, route: session.route, closeCode: code, reason }, 'websocket closed by the gateway')
+    onEnd?.(code)
     session.relay.end(code, reason)
   }
 

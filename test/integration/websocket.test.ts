@@ -59,6 +59,14 @@ function rawUpgrade (base: string, path: string, extra = ''): Promise<{ status: 
 
 const ws = (gw: TestGateway, path: string) => `${gw.url.replace('http', 'ws')}${path}`
 
+/** One sample of a gateway's metrics, read from its registry. */
+async function metric (gw: TestGateway, name: string, labels: Record<string, string> = {}): Promise<number | undefined> {
+  const all = await gw.gateway.metrics.registry.getMetricsAsJSON()
+  const found = all.find((m) => m.name === name)
+  const sample = found?.values.find((v) => Object.entries(labels).every(([k, want]) => String(v.labels[k]) === want))
+  return sample?.value
+}
+
 t.test('websocket routes', async (t) => {
   const up = await startWsUpstream()
   const file = await usersFile([{ username: 'alice', password: 'pw', hash: '2b' }])
@@ -217,7 +225,18 @@ t.test('websocket routes', async (t) => {
       t.equal(await upClosed, 4003, `${label}: the upstream connection closed too`)
     }
     t.equal(bystander.ws!.readyState, WebSocket.OPEN, 'a socket of another token stays open')
+    t.equal(await metric(a, 'jotgate_websocket_closed_total', { code: '4003' }), 3, 'the three closes are counted by close code')
+    t.equal(await metric(a, 'jotgate_websocket_closed_total', { code: '4001' }), 1, 'and the expiry before them')
+    const openBefore = await metric(a, 'jotgate_websocket_sessions')
+    t.ok(openBefore !== undefined && openBefore >= 1, `open sockets gauge: ${openBefore}`)
     bystander.ws!.close()
+    await closed(bystander.ws!)
+    let openAfter = await metric(a, 'jotgate_websocket_sessions')
+    for (let i = 0; i < 50 && openAfter !== openBefore! - 1; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20))
+      openAfter = await metric(a, 'jotgate_websocket_sessions')
+    }
+    t.equal(openAfter, openBefore! - 1, 'the gauge drops when the client closes')
   })
 
   t.test('shutdown closes open sockets with 1001', async (t) => {
