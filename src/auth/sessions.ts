@@ -141,7 +141,12 @@ export function createSessionService (config: GatewayConfig, key: KeyMaterial, s
       if (jti === undefined && sid === undefined) throw gatewayError('JOTGATE_BAD_REQUEST', { reason: 'token-not-revocable' })
       if (jti !== undefined) await revoker.jti(jti, token.exp)
       if (sid !== undefined) await revoker.sid(sid)
-      if (refreshToken !== undefined) await store.spendRefresh(refreshHash(refreshToken))
+      // Only this session's refresh token is spent: spending another one would
+      // make its owner's next refresh look like reuse and end their session.
+      // (This session's is dead anyway once its sid is revoked.)
+      if (refreshToken !== undefined && sid !== undefined && sidOfRefreshToken(refreshToken) === sid) {
+        await store.spendRefresh(refreshHash(refreshToken))
+      }
     },
 
     async logoutAll (token) {

@@ -74,6 +74,17 @@ t.test('logout and logout-all', async (t) => {
     }
   })
 
+  t.test("a refresh token of another session is left alone: its owner's next refresh is not taken for reuse", async (t) => {
+    const alice = await login(gw.url, 'alice', 'alice-pw')
+    const bob = await login(gw.url, 'bob', 'bob-pw')
+    const res = await call(gw.url, '/auth/logout', { refresh_token: bob.refresh_token }, { token: alice.access_token })
+    t.equal(res.status, 204, 'alice is logged out')
+    t.equal((await get(alice.access_token)).body.code, 'JOTGATE_TOKEN_REVOKED')
+    const r = await refresh(gw.url, bob.refresh_token)
+    t.equal(r.status, 200, "bob's refresh token still works once")
+    t.equal((await get((r.body as unknown as Pair).access_token)).status, 200, "and bob's session lives on")
+  })
+
   t.test('logout and logout-all need a valid access token', async (t) => {
     const pair = await login(gw.url, 'bob', 'bob-pw')
     for (const path of ['/auth/logout', '/auth/logout-all']) {
