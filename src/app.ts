@@ -181,7 +181,7 @@ export async function buildGateway (loaded: LoadedConfig, options: GatewayOption
   if (corsInstalled) await registerCors(app, { generation })
   await registerAuthRoutes(app, { auth: config.auth, store, generation, onLogin: metrics.login, ...(options.now === undefined ? {} : { now: options.now }) })
   await app.register(async (scope) => { await registerProxy(scope, { server, generation, onUpstream: metrics.upstream }) })
-  attachWebSockets(app, { generation, store, log, metrics, state, ...(options.now === undefined ? {} : { now: options.now }) })
+  const webSockets = attachWebSockets(app, { generation, store, log, metrics, state, ...(options.now === undefined ? {} : { now: options.now }) })
 
   const admin = config.admin === undefined ? undefined : buildAdmin({ config: config.admin, logger: log, store, state, generation, metrics })
 
@@ -204,6 +204,7 @@ export async function buildGateway (loaded: LoadedConfig, options: GatewayOption
         const old = current
         current = fresh
         old.close()
+        await webSockets.recheck(fresh)
       })
       reloading = run.catch(() => {})
       return run

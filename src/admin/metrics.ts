@@ -45,7 +45,7 @@ export function createMetrics (): Metrics & { instrumentStore: (store: Store) =>
   let openWebSockets: () => number = () => 0
   // Read at each scrape; registered on creation, so nothing else holds it.
   new Gauge({ name: 'jotgate_websocket_sessions', help: 'WebSocket connections open through the gateway', registers: [registry], collect () { this.set(openWebSockets()) } })
-  const webSocketsClosed = new Counter({ name: 'jotgate_websocket_closed_total', help: 'WebSocket connections the gateway closed, by close code (4001 token expired, 4003 revoked, 1013 store unavailable, 1001 shutdown)', labelNames: ['code'], registers: [registry] })
+  const webSocketsClosed = new Counter({ name: 'jotgate_websocket_closed_total', help: 'WebSocket connections the gateway closed, by close code (4001 token expired, 4003 revoked, 1013 store unavailable, 1001 shutdown, 1008 not admitted after a reload)', labelNames: ['code'], registers: [registry] })
   const revocations = new Counter({ name: 'jotgate_revocations_total', help: 'Revocations written, by kind', labelNames: ['kind'], registers: [registry] })
 
   const requestChildren = new Map<string, { count: { inc: () => void }, duration: { observe: (v: number) => void } }>()

@@ -20,6 +20,7 @@ import { WebSocket, WebSocketServer } from 'ws'
 import { gatewayError, isGatewayError, type GatewayError } from '../errors.js'
 import { toMs, toSeconds } from '../config/duration.js'
 import { tokenPolicies } from '../pipeline/token-policy.js'
+import { authorizeRoute } from '../pipeline/authorize-route.js'
 import type { RequestContext } from '../pipeline/context.js'
 import type { Generation } from '../generation.js'
 import type { Store } from '../store/types.js'
@@ -153,7 +154,17 @@ export function attachWebSockets (app: FastifyInstance, { generation, store, log
           route: route.label,
           subject: revocationSubject(claims),
           expiresAt: exp === undefined ? Infinity : (exp + toSeconds(gen.config.tokens.clockTolerance)) * 1000,
-          relay: relay(client, upstream)
+          relay: relay(client, upstream),
+          admittedBy: async (next) => {
+            const now = next.routes.match(ctx.path)
+            if (now === undefined || !now.websocket || now.origin !== route.origin) return false
+            // The token is checked again by the new generation (keys,
+            // issuers, audiences may have changed); revocation is the sweep's.
+            const verified = ctx.token === undefined ? undefined : await next.verifyToken(ctx.token)
+            if (now.auth === 'required' && verified === undefined) return false
+            authorizeRoute(now, ctx.method, verified?.claims)
+            return true
+          }
         })
       })
       if (!paired) upstream.terminate()

@@ -9,6 +9,7 @@ import { WebSocket, type RawData } from 'ws'
 /** Close codes the gateway sends (README "Browsers and WebSockets"). */
 export const CLOSE = {
   GOING_AWAY: 1001,
+  POLICY_VIOLATION: 1008,
   INTERNAL: 1011,
   STORE_UNAVAILABLE: 1013,
   BAD_GATEWAY: 1014,

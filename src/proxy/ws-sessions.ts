@@ -11,6 +11,7 @@
 import type { Logger } from 'pino'
 import { StoreUnavailableError, type RevocationSubject, type Store } from '../store/types.js'
 import { CLOSE, type Relay } from './ws-relay.js'
+import type { Generation } from '../generation.js'
 
 export const SWEEP_MS = 1000
 // setTimeout's limit; a longer-lived token is rechecked when it fires.
@@ -23,6 +24,11 @@ export interface Session {
   /** When the token stops being accepted (exp + clockTolerance), ms since the epoch. */
   expiresAt: number
   relay: Relay
+  /**
+   * Whether a new config generation still admits this session (route,
+   * token, authorization); resolves false, or rejects, when it does not.
+   */
+  admittedBy?: (gen: Generation) => Promise<boolean>
 }
 
 export interface SessionRegistryOptions {
@@ -39,6 +45,12 @@ export interface SessionRegistryOptions {
 export interface SessionRegistry {
   add: (session: Session) => void
   size: () => number
+  /**
+   * After a reload: closes, with 1008 (policy violation), every session the
+   * new generation no longer admits (its route gone or no longer a
+   * WebSocket route, its key removed, a rule it no longer meets).
+   */
+  recheck: (gen: Generation) => Promise<void>
   /** Closes every session with `code` and waits (at most about CLOSE_GRACE_MS) until they are closed. */
   closeAll: (code: number, reason: string) => Promise<void>
 }
@@ -115,6 +127,13 @@ export function createSessionRegistry ({ store, log, onError, onFailOpen, onEnd,
       scheduleSweep()
     },
     size: () => sessions.size,
+    async recheck (gen) {
+      await Promise.all([...sessions].map(async (s) => {
+        if (s.admittedBy === undefined) return
+        const admitted = await s.admittedBy(gen).catch(() => false)
+        if (!admitted) end(s, CLOSE.POLICY_VIOLATION, 'no longer allowed by the reloaded config')
+      }))
+    },
     async closeAll (code, reason) {
       const all = [...sessions]
       for (const s of all) end(s, code, reason)

@@ -12,7 +12,8 @@ import { WebSocket } from 'ws'
 import { startGateway, baseConfig, type TestGateway } from '../helpers/gateway.js'
 import { startWsUpstream } from '../helpers/ws-upstream.js'
 import { REDIS_URL, uniquePrefix, startRedisServer } from '../helpers/redis.js'
-import { mint, claims, now } from '../helpers/zoo.js'
+import { mint, claims, now, keyDir } from '../helpers/zoo.js'
+import { loadConfigObject } from '../../src/config/load.js'
 import { usersFile } from './auth-kit.js'
 
 interface Opened { ws?: WebSocket, status?: number, body?: Record<string, unknown>, headers?: Record<string, unknown> }
@@ -267,3 +268,44 @@ t.test('store down with onError: deny closes sockets with 1013', async (t) => {
   t.equal(code, 1013, 'try again later: the token can no longer be checked')
   t.ok(at - stopped < 2500, `closed ${at - stopped} ms after the store went away`)
 })
+
+t.test('a reload closes, with 1008, the sockets the new config no longer admits', async (t) => {
+  const up = await startWsUpstream()
+  const store = { type: 'redis', url: REDIS_URL, keyPrefix: uniquePrefix('ws-reload') }
+  const before = [
+    { path: '/gone', upstream: up.url, websocket: true },
+    { path: '/staff', upstream: up.url, websocket: true, require: { roles: ['staff'] } },
+    { path: '/http-now', upstream: up.url, websocket: true },
+    { path: '/keep', upstream: up.url, websocket: true },
+    { path: '/open', upstream: up.url, websocket: true, auth: 'none' }
+  ]
+  const after = [
+    { path: '/staff', upstream: up.url, websocket: true, require: { roles: ['admin'] } },
+    { path: '/http-now', upstream: up.url },
+    { path: '/keep', upstream: up.url, websocket: true },
+    { path: '/open', upstream: up.url, websocket: true, auth: 'none' }
+  ]
+  const gw = await startGateway({ name: 'ws-reload', config: { store, routes: before } })
+  t.teardown(async () => { await gw.close(); await up.close() })
+  const token = mint({ payload: claims({ sub: 'ana', roles: ['staff'] }) })
+  const sockets: Record<string, WebSocket> = {}
+  for (const path of ['/gone', '/staff', '/http-now', '/keep', '/open']) {
+    const { ws: client } = await open(ws(gw, `${path}/x`), { headers: { authorization: `Bearer ${token}` } })
+    t.ok(client, `${path}: open`)
+    sockets[path] = client!
+  }
+  const ends = Object.fromEntries(Object.entries(sockets).map(([path, s]) => [path, closed(s)]))
+  await gw.gateway.reload(loadConfigObject(baseConfig('ws-reload', { store, routes: after }), keyDir))
+  for (const path of ['/gone', '/staff', '/http-now']) {
+    t.equal((await ends[path]!).code, 1008, `${path}: closed with 1008`)
+  }
+  t.equal(sockets['/keep']!.readyState, WebSocket.OPEN, '/keep: still admitted, still open')
+  t.equal(sockets['/open']!.readyState, WebSocket.OPEN, '/open: still open')
+  const echo = message(sockets['/keep']!)
+  sockets['/keep']!.send('still here')
+  t.equal(String((await echo).data).includes('still here'), true, 'frames still flow on the kept socket')
+  t.equal(await metric(gw, 'jotgate_websocket_closed_total', { code: '1008' }), 3, 'counted by close code')
+  sockets['/keep']!.close()
+  sockets['/open']!.close()
+})
+
