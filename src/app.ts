@@ -4,6 +4,8 @@
  * generation; `start` in src/server.ts listens and handles signals.
  */
 import { randomUUID } from 'node:crypto'
+import type { IncomingMessage } from 'node:http'
+import type { Duplex } from 'node:stream'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
 import { errorBody, gatewayError, isGatewayError, wwwAuthenticate, type GatewayError } from './errors.js'
@@ -17,6 +19,7 @@ import { createGeneration, kContext, kPathError, kRefusal, kTarget, type Generat
 import { registerProxy, PROXIED_METHODS } from './proxy/register.js'
 import { registerCors } from './proxy/cors.js'
 import { attachWebSockets } from './proxy/websocket.js'
+import { writeRefusal } from './proxy/ws-http.js'
 import { registerAuthRoutes } from './auth/routes.js'
 import { buildAdmin } from './admin/server.js'
 import { createStore } from './store/index.js'
@@ -139,6 +142,19 @@ export async function buildGateway (loaded: LoadedConfig, options: GatewayOption
     const host = request.headers.host
     if (host === undefined ? request.raw.httpVersion === '1.1' : !HOST.test(host)) done(gatewayError('JOTGATE_BAD_REQUEST', { reason: 'host-invalid' }))
     else done()
+  })
+
+  // CONNECT (RFC 9110 section 9.3.6) would open a tunnel; Node hands it to
+  // a 'connect' listener or drops the socket. It gets the documented 405
+  // instead, and the connection is closed: no tunnel, no forwarding.
+  app.server.on('connect', (req: IncomingMessage, socket: Duplex) => {
+    socket.on('error', () => socket.destroy())
+    const refusal = gatewayError('JOTGATE_METHOD_NOT_ALLOWED', { reason: 'method-connect', headers: { allow: [...PROXIED_METHODS].join(', ') } })
+    const incoming = req.headers['x-request-id']
+    const reqId = typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID()
+    log.info({ reqId, method: 'CONNECT', route: '(none)', status: refusal.statusCode, code: refusal.code, reason: 'method-connect', ms: 0 }, 'request')
+    metrics.request('(none)', 'CONNECT', refusal.statusCode, refusal.code, 0)
+    writeRefusal(socket, refusal, false, reqId)
   })
 
   app.setErrorHandler((err: FastifyError, request, reply) => sendRefusal(request, reply, toGatewayError(err, log)))

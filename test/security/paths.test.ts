@@ -211,11 +211,13 @@ t.test('bytes the HTTP parser refuses, and the CONNECT form', async (t) => {
     t.equal(res.json?.code, code, `${JSON.stringify(line)}: ${code}`)
     t.equal(up.seen.length, before, `${JSON.stringify(line)}: upstream saw nothing`)
   }
-  // CONNECT (RFC 9110 section 9.3.6): no tunnel is ever opened; Node closes the connection.
+  // CONNECT (RFC 9110 section 9.3.6): no tunnel is ever opened; a coded 405, then the connection is closed.
   const before = up.seen.length
   const res = await rawExchange(gw.url, 'CONNECT 127.0.0.1:6379 HTTP/1.1\r\nHost: 127.0.0.1:6379\r\n\r\nPING\r\n')
   t.ok(res.closed, 'CONNECT: the connection is closed [RFC 9110 section 9.3.6; PortSwigger "SSRF via CONNECT"]')
   t.notMatch(res.bytes.toString('latin1'), /^HTTP\/1\.[01] 2/, 'CONNECT: never a 2xx (no tunnel)')
+  t.match(res.bytes.toString('latin1'), /^HTTP\/1\.1 405 [^\r]*\r\n(?:[^\r]+\r\n)*allow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\n/i, 'CONNECT: 405 with Allow')
+  t.match(res.bytes.toString('latin1'), /\r\n\r\n\{[^}]*"code":"JOTGATE_METHOD_NOT_ALLOWED"/, 'CONNECT: the documented JSON body')
   t.equal(up.seen.length, before, 'CONNECT: upstream saw nothing')
 })
 
