@@ -411,8 +411,11 @@ async function main () {
   }
 }
 
-// `--soak`: the five-minute memory run of bench/soak.js instead of the table.
-const run = process.argv.includes('--soak') ? import('./soak.js').then((m) => m.soak()) : main()
+// `--soak`: the five-minute memory run of bench/soak.js instead of the table;
+// `--workers`: server.workers 1 against 2 (bench/workers.js).
+const run = process.argv.includes('--soak')
+  ? import('./soak.js').then((m) => m.soak())
+  : process.argv.includes('--workers') ? import('./workers.js').then((m) => m.workers()) : main()
 run.catch((err) => {
   log(err?.stack ?? String(err))
   process.exitCode = 1

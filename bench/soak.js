@@ -129,9 +129,9 @@ export async function soak () {
   }
 }
 
-/** Deletes what the run wrote to Redis. @param {string} prefix */
-async function removeKeys (prefix) {
-  const redis = new Redis(settings.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 })
+/** Deletes what a run wrote to Redis. @param {string} prefix @param {string} [redisUrl] */
+export async function removeKeys (prefix, redisUrl = settings.redisUrl) {
+  const redis = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 })
   try {
     await redis.connect()
     /** @type {string[]} */
