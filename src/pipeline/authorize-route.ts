@@ -37,6 +37,27 @@ export function compileRequirements (require: RouteConfig['require']): Requireme
   return out
 }
 
+/**
+ * Headers with which Express (method-override), Symfony, Laravel and
+ * ASP.NET let a client say which method a request "really" has. On a route
+ * limited by `methods`, each one present must name an allowed method too,
+ * or a GET could act as a DELETE at such an upstream.
+ */
+export const METHOD_OVERRIDE_HEADERS = ['x-http-method-override', 'x-http-method', 'x-method-override'] as const
+
+export function checkMethodOverride (route: CompiledRoute, headers: Readonly<Record<string, string | string[] | undefined>>): void {
+  if (route.methods === undefined) return
+  for (const name of METHOD_OVERRIDE_HEADERS) {
+    const value = headers[name]
+    if (value === undefined) continue
+    for (const one of Array.isArray(value) ? value : [value]) {
+      if (!route.methods.has(one.trim().toUpperCase())) {
+        throw gatewayError('JOTGATE_METHOD_NOT_ALLOWED', { reason: 'method-override', headers: { allow: route.allow } })
+      }
+    }
+  }
+}
+
 export function authorizeRoute (route: CompiledRoute, method: string, claims: Claims | undefined): void {
   if (route.methods !== undefined && !route.methods.has(method)) {
     throw gatewayError('JOTGATE_METHOD_NOT_ALLOWED', { reason: 'method', headers: { allow: route.allow } })

@@ -14,7 +14,7 @@ import type { TokenPolicies } from './token-policy.js'
 import { checkCsrf } from './check-csrf.js'
 import type { TokenVerifier } from './verify-token.js'
 import type { RevocationCheck } from './check-revocation.js'
-import { authorizeRoute } from './authorize-route.js'
+import { authorizeRoute, checkMethodOverride } from './authorize-route.js'
 
 export interface PipelineParts {
   routes: RouteTable
@@ -48,6 +48,7 @@ export function createPipeline ({ routes, verifyToken, checkRevocation }: Pipeli
     const route = routes.match(ctx.path)
     if (route === undefined) throw gatewayError('JOTGATE_ROUTE_NOT_FOUND', { reason: 'no-route' })
     ctx.route = route
+    checkMethodOverride(route, ctx.headers)
     if (route.auth === 'none') {
       authorizeRoute(route, ctx.method, undefined)
       return

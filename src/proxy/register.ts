@@ -29,6 +29,13 @@ export const PROXIED_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'POS
  */
 export const HOP_BY_HOP = ['keep-alive', 'upgrade', 'proxy-connection', 'te', 'trailer', 'expect'] as const
 
+/**
+ * Headers with which IIS, Symfony and some Spring set-ups let a client name
+ * another path than the request line's: the upstream would serve a path
+ * the gateway never matched (or authorized). Never forwarded.
+ */
+export const PATH_OVERRIDE = ['x-original-url', 'x-rewrite-url'] as const
+
 export interface ProxyOptions {
   server: GatewayConfig['server']
   generation: () => Generation
@@ -133,6 +140,7 @@ function rewriteRequestHeaders (
   stripUnderscoreAliases(headers, gen)
   stripTokenCookies(headers, route, tokenPolicies(gen.config))
   for (const name of HOP_BY_HOP) delete headers[name]
+  for (const name of PATH_OVERRIDE) delete headers[name]
   if (route.auth !== 'none' && !route.forwardAuthorization) delete headers.authorization
   // Set last: nothing the client sent (not even a Connection header naming
   // one of these) can replace or remove what the token says.

@@ -13,7 +13,7 @@ import { tokenPolicies } from '../pipeline/token-policy.js'
 import type { Generation } from '../generation.js'
 import { setForwardedHeaders } from './forwarded-headers.js'
 import { stripTokenCookies } from './forward-token.js'
-import { HOP_BY_HOP, stripUnderscoreAliases } from './register.js'
+import { HOP_BY_HOP, PATH_OVERRIDE, stripUnderscoreAliases } from './register.js'
 
 type Headers = Record<string, string | string[] | number | undefined>
 
@@ -73,7 +73,7 @@ export function upstreamHeaders (req: IncomingMessage, ctx: RequestContext, gen:
   const headers: Headers = { ...req.headers }
   // RFC 9110 section 7.6.1: fields named in Connection are hop-by-hop too.
   const named = String(req.headers.connection ?? '').split(',').map((n) => n.trim().toLowerCase()).filter((n) => n !== '')
-  for (const name of [...HOP_BY_HOP, ...HANDSHAKE, ...named]) delete headers[name]
+  for (const name of [...HOP_BY_HOP, ...PATH_OVERRIDE, ...HANDSHAKE, ...named]) delete headers[name]
   gen.stripHeaders.strip(headers)
   stripUnderscoreAliases(headers, gen)
   stripTokenCookies(headers, route, tokenPolicies(gen.config))

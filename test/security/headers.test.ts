@@ -22,6 +22,7 @@ const SPOOF = 'CWE-290 (spoofed identity headers); oauth2-proxy GHSA-vjrc-mh2v-4
 const HOP = 'RFC 9110 section 7.6.1 (Connection); "hop-by-hop header abuse" (Nathan Davison, 2019)'
 const SMUGGLING = 'RFC 9112 section 6.3; CVE-2019-18277 (HAProxy); PortSwigger "HTTP request smuggling"'
 const INJECTION = 'CWE-113 (header injection); RFC 9110 section 5.5'
+const OVERRIDE = 'CWE-650 (trusting HTTP permission methods on the server side); Express method-override, Symfony http_method_override; CVE-2018-14773 (Symfony X-Original-URL / X-Rewrite-URL)'
 
 // ---------------------------------------------------------------------------
 // Spoofed identity headers (formerly test/integration/spoofing.test.ts).
@@ -93,6 +94,7 @@ const hgw = await startGateway({
       { path: '/down', upstream: `http://127.0.0.1:${closedPort}`, auth: 'none' },
       { path: '/open', upstream: up.url, auth: 'none' },
       { path: '/nested', upstream: up.url, headers: { 'X-Country': 'address.country' } },
+      { path: '/get-only', upstream: up.url, methods: ['GET', 'HEAD'] },
       { path: '/', upstream: up.url }
     ]
   }
@@ -411,6 +413,28 @@ t.test('hop-by-hop request headers are not forwarded and break nothing', async (
   t.equal(up.seen.length, before + 1)
   t.equal(up.seen.at(-1)?.body, body, 'body intact')
   t.equal(up.seen.at(-1)?.headers.expect, undefined, 'Expect answered here, not forwarded')
+})
+
+t.test('method and path override headers cannot widen a route', async (t) => {
+  const auth: HeaderList = [['Authorization', `Bearer ${hToken}`]]
+  // A route limited to GET: a header asking the upstream to treat the GET as another method is refused.
+  for (const [name, value] of [['X-HTTP-Method-Override', 'DELETE'], ['x-http-method-override', 'put'], ['X-HTTP-Method', 'POST'], ['X-Method-Override', 'PATCH']] as const) {
+    const res = await refusedRaw(t, hgw, up, '/get-only/x', [...auth, [name, value]], 405, 'JOTGATE_METHOD_NOT_ALLOWED', `${name}: ${value} [${OVERRIDE}]`)
+    t.same(res.headers.allow, ['GET, HEAD'], `${name}: Allow names the route's methods`)
+  }
+  await refusedRaw(t, hgw, up, '/get-only/x', [...auth, ['X-HTTP-Method-Override', 'GET'], ['X-HTTP-Method-Override', 'DELETE']], 405, 'JOTGATE_METHOD_NOT_ALLOWED', `repeated, one of them not allowed [${OVERRIDE}]`)
+  // Without a token the refusal is still the method's: nothing is learnt about the token first.
+  await refusedRaw(t, hgw, up, '/get-only/x', [['X-HTTP-Method-Override', 'DELETE']], 405, 'JOTGATE_METHOD_NOT_ALLOWED', `no token [${OVERRIDE}]`)
+  // Positive controls: an override naming an allowed method, and any override on a route without `methods`.
+  const allowed = await hThrough(t, '/get-only/x', [...auth, ['X-HTTP-Method-Override', 'get']], 'override naming an allowed method')
+  t.equal(allowed.headers['x-http-method-override'], 'get', 'an allowed override is forwarded as it came')
+  await hThrough(t, '/x', [...auth, ['X-HTTP-Method-Override', 'DELETE']], 'a route without methods: the upstream decides')
+  // Path overrides are never forwarded, on any route.
+  for (const name of ['X-Original-URL', 'X-Rewrite-URL', 'x-original-url']) {
+    const seen = await hThrough(t, '/open/x', [[name, '/admin']], `${name} [${OVERRIDE}]`)
+    t.equal(seen.headers[name.toLowerCase()], undefined, `${name}: not forwarded`)
+    t.equal(seen.url, '/open/x', `${name}: the matched path is the one forwarded`)
+  }
 })
 
 t.test('claim values that could break a header are refused', async (t) => {
