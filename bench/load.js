@@ -7,6 +7,26 @@ import { execFileSync } from 'node:child_process'
 // @ts-ignore: autocannon publishes no types (checkJs only; nothing here is compiled)
 import autocannon from 'autocannon'
 
+/**
+ * A number from the environment, or `fallback` when unset or empty.
+ * @param {string} name @param {number} fallback
+ */
+export function envNumber (name, fallback) {
+  const v = process.env[name]
+  return v === undefined || v === '' ? fallback : Number(v)
+}
+
+/** The settings every bench mode shares: repetitions, window, warm-up, connections, Redis. */
+export function commonSettings () {
+  return {
+    reps: envNumber('BENCH_REPS', 3),
+    duration: envNumber('BENCH_DURATION', 5),
+    warmup: envNumber('BENCH_WARMUP', 1),
+    connections: envNumber('BENCH_CONNECTIONS', 50),
+    redisUrl: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
+  }
+}
+
 /** Clock ticks per second of /proc/<pid>/stat (100 on Linux almost always). */
 const CLK_TCK = (() => {
   try { return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100 } catch { return 100 }

@@ -16,30 +16,25 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Redis } from 'ioredis'
 import { spawnServer } from './servers.js'
-import { cpuMicros, drive, machineMicros, threadCpuMicros, watchRss } from './load.js'
+import { commonSettings, cpuMicros, drive, envNumber, machineMicros, threadCpuMicros, watchRss } from './load.js'
 import { runRevocationJob } from './revocation.js'
 import { compareProfiles, formatProfile, summarizeProfile } from './profile.js'
 import { ALGS, gatewayConfig, generateKeys, signTokens, verifyCosts } from './tokens.js'
 import { formatTable, summarize } from './report.js'
 
 const env = process.env
-const num = (/** @type {string | undefined} */ v, /** @type {number} */ d) => (v === undefined || v === '' ? d : Number(v))
 const settings = {
-  reps: num(env.BENCH_REPS, 3),
-  duration: num(env.BENCH_DURATION, 5),
-  warmup: num(env.BENCH_WARMUP, 1),
-  connections: num(env.BENCH_CONNECTIONS, 50),
-  distinct: num(env.BENCH_DISTINCT, 10_000),
+  ...commonSettings(),
+  distinct: envNumber('BENCH_DISTINCT', 10_000),
   /** Distinct tokens of the warm-up before a distinct run: others than the measured ones, so the run starts with none of its tokens cached. */
   warmupDistinct: 1000,
-  revocationCalls: num(env.BENCH_REVOCATIONS, 200),
+  revocationCalls: envNumber('BENCH_REVOCATIONS', 200),
   revocationIntervalMs: 10,
   revocationInstances: (env.BENCH_REVOCATION_INSTANCES ?? '1').split(',').map(Number).filter((n) => n >= 1),
   only: env.BENCH_ONLY === undefined ? undefined : new RegExp(env.BENCH_ONLY, 'i'),
-  seed: num(env.BENCH_SEED, 1),
+  seed: envNumber('BENCH_SEED', 1),
   logLevel: env.BENCH_LOG_LEVEL ?? 'info',
-  profile: process.argv.includes('--profile') || env.BENCH_PROFILE === '1',
-  redisUrl: env.REDIS_URL ?? 'redis://127.0.0.1:6379'
+  profile: process.argv.includes('--profile') || env.BENCH_PROFILE === '1'
 }
 
 const RESULTS_FILE = fileURLToPath(new URL('results.json', import.meta.url))
@@ -267,8 +262,8 @@ async function main () {
     await redis.connect()
     log(`[${elapsed()}] keys and tokens (${settings.distinct} distinct per algorithm)...`)
     const keys = generateKeys(dir)
-    /** @type {Record<string, { repeated: string, distinct: string[], warm: string[] }>} */
-    const tokens = {}
+    /** Filled for every algorithm by the loop below. */
+    const tokens = /** @type {Record<import('./tokens.js').Alg, { repeated: string, distinct: string[], warm: string[] }>} */ ({})
     for (const alg of ALGS) {
       const key = keys[alg]
       const [repeated] = await signTokens(key, 1, `${alg}-repeated`)

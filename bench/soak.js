@@ -18,18 +18,18 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Redis } from 'ioredis'
 import { spawnServer } from './servers.js'
-import { drive, rssBytes } from './load.js'
+import { commonSettings, drive, envNumber, rssBytes } from './load.js'
 import { gatewayConfig, generateKeys, signTokens } from './tokens.js'
 
 const env = process.env
-const num = (/** @type {string | undefined} */ v, /** @type {number} */ d) => (v === undefined || v === '' ? d : Number(v))
+const { connections, redisUrl } = commonSettings()
 const settings = {
-  seconds: num(env.BENCH_SOAK, 300),
-  tokens: num(env.BENCH_SOAK_TOKENS, 30_000),
-  connections: num(env.BENCH_CONNECTIONS, 50),
+  seconds: envNumber('BENCH_SOAK', 300),
+  tokens: envNumber('BENCH_SOAK_TOKENS', 30_000),
+  connections,
   warmupSeconds: 20,
   sampleMs: 5000,
-  redisUrl: env.REDIS_URL ?? 'redis://127.0.0.1:6379'
+  redisUrl
 }
 const RESULTS_FILE = fileURLToPath(new URL('soak-results.json', import.meta.url))
 const log = (/** @type {string} */ line) => process.stderr.write(`${line}\n`)

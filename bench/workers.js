@@ -19,20 +19,13 @@ import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { spawnServer } from './servers.js'
-import { cpuMicros, drive } from './load.js'
+import { commonSettings, cpuMicros, drive } from './load.js'
 import { median } from './report.js'
 import { gatewayConfig, generateKeys, signTokens } from './tokens.js'
 import { removeKeys } from './soak.js'
 
 const env = process.env
-const num = (/** @type {string | undefined} */ v, /** @type {number} */ d) => (v === undefined || v === '' ? d : Number(v))
-const settings = {
-  reps: num(env.BENCH_REPS, 3),
-  duration: num(env.BENCH_DURATION, 5),
-  warmup: num(env.BENCH_WARMUP, 1),
-  connections: num(env.BENCH_CONNECTIONS, 50),
-  redisUrl: env.REDIS_URL ?? 'redis://127.0.0.1:6379'
-}
+const settings = commonSettings()
 const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url))
 const RESULTS_FILE = fileURLToPath(new URL('workers-results.json', import.meta.url))
 const log = (/** @type {string} */ line) => process.stderr.write(`${line}\n`)
