@@ -43,11 +43,25 @@ async function port (): Promise<number> {
   }
 }
 
+/** The password a server on this port asks for (requirepass), for the helper's own connections. */
+const passwords = new Map<number, string>()
+
+/** Passwords of a protected topology: the data nodes' and, for Sentinel, the Sentinels' own. */
+export interface TopologyAuth {
+  password?: string
+  sentinelPassword?: string
+}
+
 function launch (args: string[]): ChildProcess {
   const proc = spawn('redis-server', args, { stdio: 'ignore' })
   live.add(proc)
   proc.once('exit', () => live.delete(proc))
   return proc
+}
+
+/** redis-server arguments for a data node that asks for `password` (and gives it to its master). */
+function requirePass (password: string | undefined): string[] {
+  return password === undefined ? [] : ['--requirepass', password, '--masterauth', password]
 }
 
 async function kill (proc: ChildProcess): Promise<void> {
@@ -71,7 +85,8 @@ async function answering (proc: ChildProcess, port: number, timeoutMs = 5000): P
 
 /** One command on a short-lived connection; undefined while the server does not answer. */
 async function ask (port: number, ...args: (string | number)[]): Promise<unknown> {
-  const client = new Redis({ host: '127.0.0.1', port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 1000, commandTimeout: 2000 })
+  const password = passwords.get(port)
+  const client = new Redis({ host: '127.0.0.1', port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 1000, commandTimeout: 2000, ...(password === undefined ? {} : { password }) })
   client.on('error', () => {})
   try {
     await client.connect()
@@ -116,7 +131,7 @@ export interface ClusterTopology {
 }
 
 /** N masters (no replicas), all slots assigned, cluster_state:ok on every node. */
-export async function startCluster (masters = 3): Promise<ClusterTopology> {
+export async function startCluster (masters = 3, auth: TopologyAuth = {}): Promise<ClusterTopology> {
   const dir = mkdtempSync(join(tmpdir(), 'jotgate-cluster-'))
   const procs: ChildProcess[] = []
   const stop = async () => {
@@ -135,11 +150,13 @@ export async function startCluster (masters = 3): Promise<ClusterTopology> {
       '--cluster-enabled', 'yes', '--cluster-config-file', join(dir, `nodes-${port}.conf`), '--cluster-node-timeout', '2000',
       // Persistence, as a production Cluster without replicas needs: a
       // master that restarts must come back with the revocations it held.
-      '--save', '', '--appendonly', 'yes', '--appendfsync', 'always', '--appenddirname', `aof-${port}`
+      '--save', '', '--appendonly', 'yes', '--appendfsync', 'always', '--appenddirname', `aof-${port}`,
+      ...requirePass(auth.password)
     ])
+    if (auth.password !== undefined) for (const p of ports) passwords.set(p, auth.password)
     for (const port of ports) procs.push(node(port))
     for (let i = 0; i < ports.length; i++) await answering(procs[i]!, ports[i]!)
-    await run('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], { timeout: 20_000 })
+    await run('redis-cli', [...(auth.password === undefined ? [] : ['--no-auth-warning', '-a', auth.password]), '--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], { timeout: 20_000 })
     const clusterOk = () => until('cluster_state:ok on every node', async () => {
       for (const port of ports) {
         const text = await ask(port, 'CLUSTER', 'INFO')
@@ -193,7 +210,7 @@ export interface SentinelTopology {
  * Sentinel sees the master, the replica and the two other Sentinels (so
  * that a failover can be authorized at once).
  */
-export async function startSentinel (): Promise<SentinelTopology> {
+export async function startSentinel (auth: TopologyAuth = {}): Promise<SentinelTopology> {
   const dir = mkdtempSync(join(tmpdir(), 'jotgate-sentinel-'))
   const procs: ChildProcess[] = []
   const stop = async () => {
@@ -204,7 +221,9 @@ export async function startSentinel (): Promise<SentinelTopology> {
     const primaryPort = await port()
     const replicaPort = await port()
     const sentinelPorts = [await port(), await port(), await port()]
-    const common = ['--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir]
+    const common = ['--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, ...requirePass(auth.password)]
+    if (auth.password !== undefined) for (const p of [primaryPort, replicaPort]) passwords.set(p, auth.password)
+    if (auth.sentinelPassword !== undefined) for (const p of sentinelPorts) passwords.set(p, auth.sentinelPassword)
     const primary = launch(['--port', String(primaryPort), ...common])
     procs.push(primary)
     await answering(primary, primaryPort)
@@ -222,6 +241,10 @@ export async function startSentinel (): Promise<SentinelTopology> {
         'sentinel down-after-milliseconds mymaster 3000', // 3 s: under a busy test run, 1 s made the Sentinels fail over on their own
         'sentinel failover-timeout mymaster 3000',
         'sentinel parallel-syncs mymaster 1',
+        // The data nodes' password, and the Sentinels' own (asked of clients
+        // and of the other Sentinels alike).
+        ...(auth.password === undefined ? [] : [`sentinel auth-pass mymaster ${auth.password}`]),
+        ...(auth.sentinelPassword === undefined ? [] : [`requirepass ${auth.sentinelPassword}`, `sentinel sentinel-pass ${auth.sentinelPassword}`]),
         ''
       ].join('\n'))
       const sentinel = launch([conf, '--sentinel'])
