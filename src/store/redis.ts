@@ -449,6 +449,18 @@ async function quit (client: Client): Promise<void> {
  * one ack key per instance whose TTL is its liveness. All keys share one hash
  * tag so that they live in one Cluster slot.
  */
+/** Resolves once `c` is ready; rejects as unavailable after `ms`. */
+function readyWithin (c: Client, ms: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onReady = () => { clearTimeout(timer); resolve() }
+    const timer = setTimeout(() => {
+      c.off('ready', onReady)
+      reject(new StoreUnavailableError('revocation feed connection not ready'))
+    }, ms)
+    c.once('ready', onReady)
+  })
+}
+
 function createFeed (client: Client, prefix: string, retentionMs: number, write: (op: (c: Client) => Promise<unknown>) => Promise<unknown>, track: (c: Client) => void): RevocationFeed {
   const stream = `${prefix}{rvfeed}:stream`
   const instances = `${prefix}{rvfeed}:instances`
@@ -489,7 +501,11 @@ function createFeed (client: Client, prefix: string, retentionMs: number, write:
       }
     },
     async read (cursor, blockMs) {
-      const res = await blocker().xread('COUNT', 1000, 'BLOCK', blockMs, 'STREAMS', stream, cursor) as [string, [string, string[]][]][] | null
+      const c = blocker()
+      // A fresh (or reconnecting) connection refuses commands until it is
+      // ready (no offline queue): wait for it rather than fail the read.
+      if (c.status !== 'ready') await readyWithin(c, blockMs)
+      const res = await c.xread('COUNT', 1000, 'BLOCK', blockMs, 'STREAMS', stream, cursor) as [string, [string, string[]][]][] | null
       return res === null ? { events: [], cursor } : batch(res[0]![1], cursor)
     },
     async publish (event) {

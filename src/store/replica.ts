@@ -136,9 +136,14 @@ export function createReplicaStore (inner: Store, feed: RevocationFeed, log: Log
   return {
     ...inner,
     async ready (timeoutMs) {
-      // The feed loop runs (and retries) whether or not the store answers now.
-      if (follow) loop ??= run()
-      await inner.ready(timeoutMs)
+      // The feed loop starts once the store has answered (or given up for
+      // now: it then runs and retries all the same), so that its first
+      // read does not fail on a connection still being opened.
+      try {
+        await inner.ready(timeoutMs)
+      } finally {
+        if (follow) loop ??= run()
+      }
     },
     isRevoked: (subject) => (trusted() ? Promise.resolve(localRevoked(subject)) : inner.isRevoked(subject)),
     revokedLocally: (subject) => (trusted() ? localRevoked(subject) : undefined),
