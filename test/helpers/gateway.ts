@@ -7,6 +7,7 @@ import { Writable } from 'node:stream'
 import { pino } from 'pino'
 import type { FastifyBaseLogger } from 'fastify'
 import { buildGateway, type Gateway, type GatewayOptions } from '../../src/app.js'
+import type { ReplicaStore } from '../../src/store/replica.js'
 import { loadConfigObject } from '../../src/config/load.js'
 import { REDACT_PATHS } from '../../src/log.js'
 import { ISSUER, AUDIENCE, keyConfigs, keyDir } from './zoo.js'
@@ -59,4 +60,19 @@ export async function startGateway (options: StartOptions = {}): Promise<TestGat
   let adminUrl: string | undefined
   if (gateway.admin !== undefined) adminUrl = await gateway.admin.listen({ host: '127.0.0.1', port: 0 })
   return { url, adminUrl, gateway, logs, close: () => gateway.close() }
+}
+
+/**
+ * Resolves true once the gateway's revocation replica (store.replica) is
+ * trusted, false if it is not within `timeoutMs`. The metrics wrapper
+ * spreads the replica store, so replicaTrusted is reachable on it.
+ */
+export async function replicaTrusted (gw: TestGateway, timeoutMs = 5000): Promise<boolean> {
+  const store = gw.gateway.store as Partial<Pick<ReplicaStore, 'replicaTrusted'>>
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    if (store.replicaTrusted?.() === true) return true
+    if (Date.now() >= deadline) return false
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
 }

@@ -4,21 +4,14 @@
  */
 import t from 'tap'
 import { startUpstream } from '../helpers/upstream.js'
-import { startGateway, type TestGateway } from '../helpers/gateway.js'
+import { replicaTrusted, startGateway, type TestGateway } from '../helpers/gateway.js'
 import { startRedisServer, uniquePrefix } from '../helpers/redis.js'
 import { mint, claims } from '../helpers/zoo.js'
-import type { ReplicaStore } from '../../src/store/replica.js'
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 async function waitTrusted (gw: TestGateway): Promise<void> {
-  const deadline = Date.now() + 5000
-  // The instrumented store wraps the replica; reach it through the metrics wrapper's spread copy.
-  while (Date.now() < deadline) {
-    if ((gw.gateway.store as unknown as ReplicaStore).replicaTrusted?.()) return
-    await sleep(20)
-  }
-  throw new Error('replica never became trusted')
+  if (!await replicaTrusted(gw)) throw new Error('replica never became trusted')
 }
 
 const get = (gw: TestGateway, token: string) => fetch(`${gw.url}/x`, { headers: { authorization: `Bearer ${token}` } })
