@@ -11,6 +11,8 @@ import bcrypt from 'bcryptjs'
 import { hashPassword } from '../../src/auth/password.js'
 import { startGateway, type TestGateway, type StartOptions } from '../helpers/gateway.js'
 import { REDIS_URL, uniquePrefix } from '../helpers/redis.js'
+import { claims, mint } from '../helpers/zoo.js'
+import type { TapTest } from '../security/kit.js'
 
 export interface UserSpec {
   username: string
@@ -156,4 +158,32 @@ export function median (values: number[]): number {
   const s = [...values].sort((a, b) => a - b)
   const mid = Math.floor(s.length / 2)
   return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2
+}
+
+/**
+ * `rounds` admin revocations (POST /revocations), alternately through A and
+ * B, each followed at once by the revoked token on the other instance:
+ * accepted before (positive control), refused as revoked right after the
+ * call returned (CONTRACT section 5).
+ */
+export async function revokeAcross (t: TapTest, a: TestGateway, b: TestGateway, rounds: number): Promise<void> {
+  const send = async (gw: TestGateway, token: string) => {
+    const r = await fetch(`${gw.url}/orders/1`, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(5000) })
+    return { status: r.status, code: (await r.json() as { code?: string }).code }
+  }
+  for (let i = 0; i < rounds; i++) {
+    const payload = claims()
+    const token = mint({ payload })
+    const [from, to, names] = i % 2 === 0 ? [a, b, 'through A, refused by B'] : [b, a, 'through B, refused by A']
+    t.equal((await send(to, token)).status, 200, 'positive control')
+    const r = await fetch(`${from.adminUrl!}/revocations`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ jti: payload.jti, exp: payload.exp }),
+      signal: AbortSignal.timeout(5000)
+    })
+    await r.arrayBuffer()
+    t.equal(r.status, 201, 'revocation written')
+    t.same(await send(to, token), { status: 401, code: 'JOTGATE_TOKEN_REVOKED' }, `revoked ${names} at once`)
+  }
 }

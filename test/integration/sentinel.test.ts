@@ -16,7 +16,7 @@ import { startUpstream, type Upstream } from '../helpers/upstream.js'
 import { uniquePrefix } from '../helpers/redis.js'
 import { mint, claims } from '../helpers/zoo.js'
 import { replicaTrusted, type TestGateway } from '../helpers/gateway.js'
-import { authGateway, usersFile, call, login, refresh, type Pair } from './auth-kit.js'
+import { authGateway, usersFile, call, login, refresh, revokeAcross, type Pair } from './auth-kit.js'
 
 let topo: SentinelTopology
 /** For the tests that need a fresh primary + replica of their own (started alongside, to save time). */
@@ -140,14 +140,7 @@ t.test('store.replica through Sentinel: a revocation through A is refused by B a
   const b = await gatewayOn(store)
   t.teardown(async () => { await a.close(); await b.close() })
   for (const gw of [a, b]) t.ok(await replicaTrusted(gw), 'replica trusted')
-  for (let i = 0; i < 6; i++) {
-    const payload = claims()
-    const token = mint({ payload })
-    const [from, to] = i % 2 === 0 ? [a, b] : [b, a]
-    t.equal((await send(to, token)).status, 200, 'positive control')
-    t.equal(await revoke(from, { jti: payload.jti, exp: payload.exp }), 201)
-    t.same((await send(to, token)).code, 'JOTGATE_TOKEN_REVOKED', 'refused by the other instance at once')
-  }
+  await revokeAcross(t, a, b, 6)
 })
 
 t.test('failover: 503 for a bounded window, recovery without restart, no revoked token ever accepted', async (t) => {
