@@ -152,7 +152,7 @@ export async function buildGateway (loaded: LoadedConfig, options: GatewayOption
     const refusal = gatewayError('JOTGATE_METHOD_NOT_ALLOWED', { reason: 'method-connect', headers: { allow: [...PROXIED_METHODS].join(', ') } })
     const incoming = req.headers['x-request-id']
     const reqId = typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID()
-    log.info({ reqId, method: 'CONNECT', route: '(none)', status: refusal.statusCode, code: refusal.code, reason: 'method-connect', ms: 0 }, 'request')
+    if (current.config.log.requests) log.info({ reqId, method: 'CONNECT', route: '(none)', status: refusal.statusCode, code: refusal.code, reason: 'method-connect', ms: 0 }, 'request')
     metrics.request('(none)', 'CONNECT', refusal.statusCode, refusal.code, 0)
     writeRefusal(socket, refusal, false, reqId)
   })
@@ -175,7 +175,7 @@ export async function buildGateway (loaded: LoadedConfig, options: GatewayOption
     const route = ctx?.route?.label ?? (proxied || request.routeOptions.url === undefined ? '(none)' : request.routeOptions.url)
     const elapsed = reply.elapsedTime
     metrics.request(route, request.method, reply.statusCode, refusal?.code, elapsed / 1000)
-    if (access.isLevelEnabled('info')) {
+    if (current.config.log.requests && access.isLevelEnabled('info')) {
       access.info({
         reqId: request.id,
         method: request.method,

@@ -267,7 +267,12 @@ export const ConfigSchema = obj({
   log: obj({
     level: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), {
       default: 'info', errorMessage: 'must be one of fatal, error, warn, info, debug, trace, silent'
-    })
+    }),
+    /**
+     * The one line per request (at info). Off, for deployments whose load
+     * balancer already logs every request: the rest of the info lines stay.
+     */
+    requests: Type.Boolean({ default: true })
   }, { default: {} })
 })
 

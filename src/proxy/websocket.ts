@@ -90,7 +90,7 @@ export function attachWebSockets (app: FastifyInstance, { generation, store, log
     const done = (status: number, refusal?: GatewayError) => {
       const route = ctx.route?.label ?? '(none)'
       metrics.request(route, ctx.method, status, refusal?.code, (performance.now() - started) / 1000)
-      log.info({ reqId, method: ctx.method, route, status, code: refusal?.code ?? null, reason: refusal?.reason ?? null, websocket: true, ms: Math.round((performance.now() - started) * 100) / 100 }, 'request')
+      if (gen.config.log.requests) log.info({ reqId, method: ctx.method, route, status, code: refusal?.code ?? null, reason: refusal?.reason ?? null, websocket: true, ms: Math.round((performance.now() - started) * 100) / 100 }, 'request')
     }
     const refuse = (err: unknown) => {
       const refusal = isGatewayError(err) ? err : gatewayError('JOTGATE_INTERNAL', { reason: 'internal', cause: err })

@@ -15,12 +15,12 @@ import { Writable } from 'node:stream'
 import t from 'tap'
 import { createLogger } from '../../src/log.js'
 import { runGateway } from '../../src/server.js'
-import { loadConfigFile } from '../../src/config/load.js'
+import { loadConfigFile, loadConfigObject } from '../../src/config/load.js'
 import { hashPassword } from '../../src/auth/password.js'
-import { baseConfig } from '../helpers/gateway.js'
+import { baseConfig, startGateway } from '../helpers/gateway.js'
 import { startUpstream } from '../helpers/upstream.js'
 import { redisClient } from '../helpers/redis.js'
-import { KEYS, keyConfigs, mint, tamper } from '../helpers/zoo.js'
+import { KEYS, keyConfigs, keyDir, mint, tamper } from '../helpers/zoo.js'
 
 const PASSWORD = 'correct horse'
 const ADMIN_TOKEN = 's3cret-admin'
@@ -270,4 +270,19 @@ t.test('no secret reaches the log; one JSON line per request', async (t) => {
   t.equal(requestLines.length, expected.size, 'no other request lines')
   t.ok(entries.some((e) => e.msg === 'jotgate listening'), 'start-up is logged')
   t.ok(entries.some((e) => e.msg === 'stopped'), 'shutdown is logged')
+})
+
+t.test('log.requests: false drops the request line and nothing else; a reload turns it back on', async (t) => {
+  const up = await startUpstream()
+  const routes = [{ path: '/api', upstream: up.url }]
+  const gw = await startGateway({ name: 'log-requests', config: { routes, log: { level: 'info', requests: false } } })
+  t.teardown(async () => { await gw.close(); await up.close() })
+  const requestLines = () => gw.logs.map((l) => JSON.parse(l) as { msg: string, status?: number }).filter((l) => l.msg === 'request')
+  const token = mint()
+  t.equal((await fetch(`${gw.url}/api/x`, { headers: { authorization: `Bearer ${token}` } })).status, 200)
+  t.equal((await fetch(`${gw.url}/api/x`)).status, 401)
+  t.same(requestLines(), [], 'no request line, answered or refused')
+  await gw.gateway.reload(loadConfigObject(baseConfig('log-requests', { routes, log: { level: 'info', requests: true } }), keyDir))
+  t.equal((await fetch(`${gw.url}/api/x`, { headers: { authorization: `Bearer ${token}` } })).status, 200)
+  t.same(requestLines().map((l) => l.status), [200], 'one line per request again after the reload')
 })
