@@ -52,7 +52,7 @@ const TARGETS = {
 /**
  * @typedef {object} Scenario
  * @property {string} name
- * @property {'baseline' | 'jotgate' | 'jotgateDirect'} server
+ * @property {'baseline' | 'jotgate' | 'jotgateDirect' | 'jotgateQuiet'} server
  * @property {string[]} tokens sent during the measured run
  * @property {string[]} warmTokens sent during the warm-up
  * @property {import('./tokens.js').Alg} [alg]
@@ -287,17 +287,21 @@ async function main () {
     writeFileSync(configFile, JSON.stringify(gatewayConfig({ keys, upstream: upstream.url, redisUrl: settings.redisUrl, keyPrefix, logLevel: settings.logLevel, replica: true }), null, 2))
     const directFile = join(dir, 'gateway-direct.json')
     writeFileSync(directFile, JSON.stringify(gatewayConfig({ keys, upstream: upstream.url, redisUrl: settings.redisUrl, keyPrefix, logLevel: settings.logLevel }), null, 2))
+    // And one without the request line (log.requests: false), to show its share.
+    const quietFile = join(dir, 'gateway-quiet.json')
+    writeFileSync(quietFile, JSON.stringify(gatewayConfig({ keys, upstream: upstream.url, redisUrl: settings.redisUrl, keyPrefix, logLevel: settings.logLevel, replica: true, requestLines: false }), null, 2))
     const startJotgate = async (/** @type {string} */ name, /** @type {string[]} */ execArgv = [], file = configFile) => {
       const h = await spawnServer(name, ['jotgate', file], { env: childEnv, execArgv })
       started.push(h)
       return h
     }
-    const [baseline, jotgate, jotgateDirect] = await Promise.all([
+    const [baseline, jotgate, jotgateDirect, jotgateQuiet] = await Promise.all([
       spawnServer('baseline', ['baseline', upstream.url], { env: childEnv }).then((h) => { started.push(h); return h }),
       startJotgate('jotgate'),
-      startJotgate('jotgate-direct', [], directFile)
+      startJotgate('jotgate-direct', [], directFile),
+      startJotgate('jotgate-quiet', [], quietFile)
     ])
-    const servers = { baseline, jotgate, jotgateDirect }
+    const servers = { baseline, jotgate, jotgateDirect, jotgateQuiet }
     const rPid = await redisPid(redis)
 
     /** @type {Scenario[]} */
@@ -309,6 +313,7 @@ async function main () {
     }
     const hs = /** @type {{ repeated: string }} */ (tokens.HS256)
     scenarios.push({ name: 'HS256 repeated, direct', server: 'jotgateDirect', alg: 'HS256', kind: 'repeated', tokens: [hs.repeated], warmTokens: [hs.repeated] })
+    scenarios.push({ name: 'HS256 repeated, no request line', server: 'jotgateQuiet', alg: 'HS256', kind: 'repeated', tokens: [hs.repeated], warmTokens: [hs.repeated] })
     if (settings.only !== undefined) {
       const only = settings.only
       scenarios = scenarios.filter((s) => s.server === 'baseline' || only.test(s.name))

@@ -104,9 +104,9 @@ export async function signTokens (key, count, tag) {
  * The jotgate config for the benchmark: real Redis with a unique prefix
  * (revocation is always checked), one issuer with the four keys, a single
  * route `/` with auth required, an admin listener for POST /revocations.
- * @param {{ keys: Record<Alg, BenchKey>, upstream: string, redisUrl: string, keyPrefix: string, logLevel: string, replica?: boolean }} options
+ * @param {{ keys: Record<Alg, BenchKey>, upstream: string, redisUrl: string, keyPrefix: string, logLevel: string, replica?: boolean, requestLines?: boolean }} options
  */
-export function gatewayConfig ({ keys, upstream, redisUrl, keyPrefix, logLevel, replica = false }) {
+export function gatewayConfig ({ keys, upstream, redisUrl, keyPrefix, logLevel, replica = false, requestLines = true }) {
   return {
     server: { host: '127.0.0.1', port: 0 },
     admin: { host: '127.0.0.1', port: 0 },
@@ -117,7 +117,7 @@ export function gatewayConfig ({ keys, upstream, redisUrl, keyPrefix, logLevel, 
       keys: Object.values(keys).map((k) => k.config)
     },
     routes: [{ path: '/', upstream, auth: 'required' }],
-    log: { level: logLevel }
+    log: { level: logLevel, requests: requestLines }
   }
 }
 
