@@ -187,3 +187,18 @@ export async function revokeAcross (t: TapTest, a: TestGateway, b: TestGateway, 
     t.same(await send(to, token), { status: 401, code: 'JOTGATE_TOKEN_REVOKED' }, `revoked ${names} at once`)
   }
 }
+
+/**
+ * The users of the topology tests (Cluster, Sentinel): alice (scrypt,
+ * roles ops) and bob (bcrypt); `fastFile` has both with bcrypt cost 4
+ * only, for tests that make many failed logins.
+ */
+export async function topologyUsers (): Promise<{ file: string, fastFile: string }> {
+  return {
+    file: await usersFile([
+      { username: 'alice', password: 'alice-pw', claims: { roles: ['ops'] } },
+      { username: 'bob', password: 'bob-pw', hash: '2b' }
+    ]),
+    fastFile: await usersFile([{ username: 'alice', password: 'alice-pw', hash: '2b' }, { username: 'bob', password: 'bob-pw', hash: '2b' }])
+  }
+}

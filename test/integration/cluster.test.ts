@@ -13,7 +13,7 @@ import { startUpstream, type Upstream } from '../helpers/upstream.js'
 import { uniquePrefix } from '../helpers/redis.js'
 import { mint, claims } from '../helpers/zoo.js'
 import { replicaTrusted, type TestGateway } from '../helpers/gateway.js'
-import { authGateway, usersFile, call, login, refresh, decode, revokeAcross, sleep, type Pair } from './auth-kit.js'
+import { authGateway, call, login, refresh, decode, revokeAcross, topologyUsers, sleep, type Pair } from './auth-kit.js'
 
 let cluster: ClusterTopology
 let up: Upstream
@@ -24,11 +24,7 @@ let fastFile: string
 t.before(async () => {
   cluster = await startCluster(3)
   up = await startUpstream()
-  file = await usersFile([
-    { username: 'alice', password: 'alice-pw', claims: { roles: ['ops'] } },
-    { username: 'bob', password: 'bob-pw', hash: '2b' }
-  ])
-  fastFile = await usersFile([{ username: 'alice', password: 'alice-pw', hash: '2b' }, { username: 'bob', password: 'bob-pw', hash: '2b' }])
+  ;({ file, fastFile } = await topologyUsers())
 })
 t.teardown(async () => {
   await up?.close()

@@ -16,7 +16,7 @@ import { startUpstream, type Upstream } from '../helpers/upstream.js'
 import { uniquePrefix } from '../helpers/redis.js'
 import { mint, claims } from '../helpers/zoo.js'
 import { replicaTrusted, type TestGateway } from '../helpers/gateway.js'
-import { authGateway, usersFile, call, login, refresh, revokeAcross, type Pair } from './auth-kit.js'
+import { authGateway, call, login, refresh, revokeAcross, topologyUsers, type Pair } from './auth-kit.js'
 
 let topo: SentinelTopology
 /** For the tests that need a fresh primary + replica of their own (started alongside, to save time). */
@@ -35,11 +35,7 @@ t.before(async () => {
   }
   [topo, topoLag, topoManual] = started.map((r) => (r as PromiseFulfilledResult<SentinelTopology>).value) as [SentinelTopology, SentinelTopology, SentinelTopology]
   up = await startUpstream()
-  file = await usersFile([
-    { username: 'alice', password: 'alice-pw', claims: { roles: ['ops'] } },
-    { username: 'bob', password: 'bob-pw', hash: '2b' }
-  ])
-  fastFile = await usersFile([{ username: 'alice', password: 'alice-pw', hash: '2b' }, { username: 'bob', password: 'bob-pw', hash: '2b' }])
+  ;({ file, fastFile } = await topologyUsers())
 })
 t.teardown(async () => {
   await up?.close()
