@@ -5,6 +5,7 @@
  */
 import { pino, type Logger, type DestinationStream } from 'pino'
 import { createRequire } from 'node:module'
+import { createLogStream } from './log-stream.js'
 
 export const REDACT_PATHS = [
   'req.headers.authorization', 'req.headers.cookie', 'headers.authorization', 'headers.cookie',
@@ -43,14 +44,10 @@ export function createLogger ({ level, destination, pretty: human = false }: Log
     base: { service: 'jotgate' },
     redact: { paths: REDACT_PATHS, censor: '[redacted]' }
   }
-  // Asynchronous writes to stdout: while one write is in flight, lines
-  // gather and go out together in the next. (sonic-boom's minLength
-  // batching was measured too: 2-7 us more CPU per request, as it measures
-  // the byte length of its whole pending buffer on every line.) The
-  // shutdown path and process exit flush.
-  const stream = destination ?? (human
-    ? prettyStream()
-    : pino.destination({ dest: 1, sync: false }))
+  // stdout in batches: the lines of one event-loop turn go out together at
+  // its end (src/log-stream.ts says why not sonic-boom). The shutdown path
+  // and process exit flush.
+  const stream = destination ?? (human ? prettyStream() : createLogStream())
   const log = pino(options, stream)
   for (const { source, value } of ignored) {
     log.warn({ source, value, levels: LOG_LEVELS }, `${source} ${JSON.stringify(value)} is not a log level; using ${options.level}`)
