@@ -12,7 +12,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 t.test('the lines of one turn go out together, in order, after the turn', async (t) => {
   const writes: string[] = []
-  const stream = createLogStream({ write: (_fd, d) => { writes.push(d.toString()); return d.length }, flushOnExit: false })
+  const stream = createLogStream({ write: (_fd, d) => { writes.push(d.toString()); return Buffer.byteLength(d) }, flushOnExit: false })
   for (let i = 0; i < 10; i++) stream.write(line(i))
   t.same(writes, [], 'nothing written during the turn')
   await tick()
@@ -22,7 +22,7 @@ t.test('the lines of one turn go out together, in order, after the turn', async 
 
 t.test('writes hold whole lines and at most PIPE_BUF bytes, unless one line is longer', async (t) => {
   const writes: string[] = []
-  const stream = createLogStream({ write: (_fd, d) => { writes.push(d.toString()); return d.length }, flushOnExit: false })
+  const stream = createLogStream({ write: (_fd, d) => { writes.push(d.toString()); return Buffer.byteLength(d) }, flushOnExit: false })
   const sent = [...Array.from({ length: 100 }, (_, i) => line(i)), line(100, 10_000), line(101)]
   for (const l of sent) stream.write(l)
   await tick()
@@ -39,8 +39,9 @@ t.test('a full pipe (EAGAIN, short writes) loses nothing', async (t) => {
     write: (_fd, d) => {
       calls++
       if (calls === 1) throw Object.assign(new Error('full'), { code: 'EAGAIN' })
-      const n = calls === 2 ? Math.floor(d.length / 2) : d.length
-      out.push(d.subarray(0, n).toString())
+      const buf = Buffer.from(d)
+      const n = calls === 2 ? Math.floor(buf.length / 2) : buf.length
+      out.push(buf.subarray(0, n).toString())
       return n
     },
     flushOnExit: false
@@ -59,7 +60,7 @@ t.test('a pipe that never drains: bounded backlog, dropped lines counted and rep
     write: (_fd, d) => {
       if (full) throw Object.assign(new Error('full'), { code: 'EAGAIN' })
       out.push(d.toString())
-      return d.length
+      return Buffer.byteLength(d)
     },
     maxBacklog: 10_000,
     flushOnExit: false
@@ -78,7 +79,7 @@ t.test('a pipe that never drains: bounded backlog, dropped lines counted and rep
 
 t.test('flush writes what is pending at once', async (t) => {
   const writes: string[] = []
-  const stream = createLogStream({ write: (_fd, d) => { writes.push(d.toString()); return d.length }, flushOnExit: false })
+  const stream = createLogStream({ write: (_fd, d) => { writes.push(d.toString()); return Buffer.byteLength(d) }, flushOnExit: false })
   stream.write(line(1))
   let called = false
   stream.flush(() => { called = true })
