@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs'
 import { execFileSync } from 'node:child_process'
 // @ts-ignore: autocannon publishes no types (checkJs only; nothing here is compiled)
 import autocannon from 'autocannon'
+import { Redis } from 'ioredis'
 
 /**
  * A number from the environment, or `fallback` when unset or empty.
@@ -220,4 +221,23 @@ export function drive ({ urls, connections, warmup = 0, duration, tokens = [], w
     }
   })
   return { done, stop: endWindow }
+}
+
+/**
+ * Deletes what a run wrote to Redis (its entries expire on their own; this
+ * removes them now).
+ * @param {string} prefix
+ * @param {string} redisUrl
+ */
+export async function removeKeys (prefix, redisUrl) {
+  const redis = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 })
+  try {
+    await redis.connect()
+    /** @type {string[]} */
+    const stale = []
+    for await (const batch of redis.scanStream({ match: `${prefix}*`, count: 1000 })) stale.push(...batch)
+    if (stale.length > 0) await redis.del(...stale)
+  } finally {
+    redis.disconnect()
+  }
 }

@@ -16,7 +16,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Redis } from 'ioredis'
 import { spawnServer } from './servers.js'
-import { commonSettings, cpuMicros, drive, envNumber, machineMicros, threadCpuMicros, watchRss } from './load.js'
+import { commonSettings, cpuMicros, drive, envNumber, machineMicros, removeKeys, threadCpuMicros, watchRss } from './load.js'
 import { runRevocationJob } from './revocation.js'
 import { compareProfiles, formatProfile, summarizeProfile } from './profile.js'
 import { ALGS, gatewayConfig, generateKeys, signTokens, verifyCosts } from './tokens.js'
@@ -400,13 +400,8 @@ async function main () {
     log(`[${elapsed()}] wrote ${RESULTS_FILE}`)
   } finally {
     await cleanup()
-    // The benchmark's revocation entries expire on their own; remove them now anyway.
-    if (redis.status === 'ready') {
-      const stale = []
-      for await (const batch of redis.scanStream({ match: `${keyPrefix}*`, count: 1000 })) stale.push(...batch)
-      if (stale.length > 0) await redis.del(...stale)
-    }
     redis.disconnect()
+    await removeKeys(keyPrefix, settings.redisUrl).catch((err) => log(`could not remove the run's Redis keys: ${err}`))
     rmSync(dir, { recursive: true, force: true })
   }
 }

@@ -16,9 +16,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { Redis } from 'ioredis'
 import { spawnServer } from './servers.js'
-import { commonSettings, drive, envNumber, rssBytes } from './load.js'
+import { commonSettings, drive, envNumber, removeKeys, rssBytes } from './load.js'
 import { gatewayConfig, generateKeys, signTokens } from './tokens.js'
 
 const env = process.env
@@ -125,21 +124,7 @@ export async function soak () {
   } finally {
     await Promise.all(started.map((h) => h.stop().catch(() => null)))
     rmSync(dir, { recursive: true, force: true })
-    await removeKeys(keyPrefix).catch((err) => log(`soak: could not remove its Redis keys: ${err}`))
-  }
-}
-
-/** Deletes what a run wrote to Redis. @param {string} prefix @param {string} [redisUrl] */
-export async function removeKeys (prefix, redisUrl = settings.redisUrl) {
-  const redis = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 })
-  try {
-    await redis.connect()
-    /** @type {string[]} */
-    const stale = []
-    for await (const batch of redis.scanStream({ match: `${prefix}*`, count: 1000 })) stale.push(...batch)
-    if (stale.length > 0) await redis.del(...stale)
-  } finally {
-    redis.disconnect()
+    await removeKeys(keyPrefix, settings.redisUrl).catch((err) => log(`soak: could not remove its Redis keys: ${err}`))
   }
 }
 

@@ -19,10 +19,9 @@ import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { spawnServer } from './servers.js'
-import { commonSettings, cpuMicros, drive } from './load.js'
+import { commonSettings, cpuMicros, drive, removeKeys } from './load.js'
 import { median } from './report.js'
 import { gatewayConfig, generateKeys, signTokens } from './tokens.js'
-import { removeKeys } from './soak.js'
 
 const env = process.env
 const settings = commonSettings()

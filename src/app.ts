@@ -3,7 +3,6 @@
  * server (never listening) and the admin server around the current
  * generation; `start` in src/server.ts listens and handles signals.
  */
-import { randomUUID } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
@@ -11,7 +10,7 @@ import type { Logger } from 'pino'
 import { errorBody, gatewayError, isGatewayError, wwwAuthenticate, type GatewayError } from './errors.js'
 import type { LoadedConfig } from './config/load.js'
 import { toMs } from './config/duration.js'
-import { accessLogger, RequestLogger } from './log.js'
+import { accessLogger, RequestLogger, type AnsweredRequest } from './log.js'
 import { ConfigError } from './config/problems.js'
 import { tokenPolicies } from './pipeline/token-policy.js'
 import { normalizeTarget } from './pipeline/normalize-path.js'
@@ -20,6 +19,7 @@ import { registerProxy, PROXIED_METHODS } from './proxy/register.js'
 import { registerCors } from './proxy/cors.js'
 import { attachWebSockets } from './proxy/websocket.js'
 import { writeRefusal } from './proxy/ws-http.js'
+import { requestIdOf } from './proxy/forwarded-headers.js'
 import { registerAuthRoutes } from './auth/routes.js'
 import { buildAdmin } from './admin/server.js'
 import { createStore } from './store/index.js'
@@ -53,8 +53,6 @@ export interface Gateway {
   close: () => Promise<void>
 }
 
-// X-Request-Id is kept when it is 1 to 128 visible ASCII characters.
-const REQUEST_ID = /^[\x21-\x7e]{1,128}$/
 // reg-name or IPv4, or an IPv6 literal, with an optional port (RFC 3986 section 3.2.2).
 const HOST = /^(?:(?:[A-Za-z0-9._~!$&'()*+,;=-]|%[0-9A-Fa-f]{2})+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$/
 
@@ -89,10 +87,7 @@ export async function buildGateway (loaded: LoadedConfig, options: GatewayOption
     // With trustProxy the client address is the one the nearest proxy
     // appended (the last X-Forwarded-For entry); anything left of it is hearsay.
     trustProxy: server.trustProxy ? (_address: string, hop: number) => hop === 0 : false,
-    genReqId: (req) => {
-      const incoming = req.headers['x-request-id']
-      return typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID()
-    },
+    genReqId: (req) => requestIdOf(req.headers['x-request-id']),
     // Node would answer a missing Host with an empty 400; we refuse it ourselves, in JSON.
     http: { maxHeaderSize: server.maxHeaderBytes, requireHostHeader: false },
     requestTimeout: toMs(server.requestTimeout),
@@ -144,16 +139,25 @@ export async function buildGateway (loaded: LoadedConfig, options: GatewayOption
     else done()
   })
 
+  // Every answer, HTTP, WebSocket upgrade or CONNECT, is counted in the
+  // metrics and (unless log.requests is off) written as one request line.
+  const access = accessLogger(log)
+  const answered: AnsweredRequest = (reqId, method, route, status, refusal, ms, websocket = false) => {
+    metrics.request(route, method, status, refusal?.code, ms / 1000)
+    if (!current.config.log.requests || !access.isLevelEnabled('info')) return
+    const line: Record<string, unknown> = { reqId, method, route, status, code: refusal?.code ?? null, reason: refusal?.reason ?? null, ms: Math.round(ms * 100) / 100 }
+    if (websocket) line.websocket = true
+    access.info(line, 'request')
+  }
+
   // CONNECT (RFC 9110 section 9.3.6) would open a tunnel; Node hands it to
   // a 'connect' listener or drops the socket. It gets the documented 405
   // instead, and the connection is closed: no tunnel, no forwarding.
   app.server.on('connect', (req: IncomingMessage, socket: Duplex) => {
     socket.on('error', () => socket.destroy())
     const refusal = gatewayError('JOTGATE_METHOD_NOT_ALLOWED', { reason: 'method-connect', headers: { allow: [...PROXIED_METHODS].join(', ') } })
-    const incoming = req.headers['x-request-id']
-    const reqId = typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID()
-    if (current.config.log.requests) log.info({ reqId, method: 'CONNECT', route: '(none)', status: refusal.statusCode, code: refusal.code, reason: 'method-connect', ms: 0 }, 'request')
-    metrics.request('(none)', 'CONNECT', refusal.statusCode, refusal.code, 0)
+    const reqId = requestIdOf(req.headers['x-request-id'])
+    answered(reqId, 'CONNECT', '(none)', refusal.statusCode, refusal, 0)
     writeRefusal(socket, refusal, false, reqId)
   })
 
@@ -166,26 +170,12 @@ export async function buildGateway (loaded: LoadedConfig, options: GatewayOption
       : gatewayError('JOTGATE_ROUTE_NOT_FOUND', { reason: 'no-route' }))
   })
 
-  const access = accessLogger(log)
   app.addHook('onResponse', (request, reply, done) => {
-    const refusal = request[kRefusal]
     const ctx = request[kContext]
     // Label: the configured route, the gateway's own endpoint, never the raw path.
     const proxied = ctx !== undefined || request.raw[kPathError] !== undefined
     const route = ctx?.route?.label ?? (proxied || request.routeOptions.url === undefined ? '(none)' : request.routeOptions.url)
-    const elapsed = reply.elapsedTime
-    metrics.request(route, request.method, reply.statusCode, refusal?.code, elapsed / 1000)
-    if (current.config.log.requests && access.isLevelEnabled('info')) {
-      access.info({
-        reqId: request.id,
-        method: request.method,
-        route,
-        status: reply.statusCode,
-        code: refusal?.code ?? null,
-        reason: refusal?.reason ?? null,
-        ms: Math.round(elapsed * 100) / 100
-      }, 'request')
-    }
+    answered(request.id, request.method, route, reply.statusCode, request[kRefusal], reply.elapsedTime)
     done()
   })
 
@@ -197,7 +187,7 @@ export async function buildGateway (loaded: LoadedConfig, options: GatewayOption
   if (corsInstalled) await registerCors(app, { generation })
   await registerAuthRoutes(app, { auth: config.auth, store, generation, onLogin: metrics.login, ...(options.now === undefined ? {} : { now: options.now }) })
   await app.register(async (scope) => { await registerProxy(scope, { server, generation, onUpstream: metrics.upstream }) })
-  const webSockets = attachWebSockets(app, { generation, store, log, metrics, state, ...(options.now === undefined ? {} : { now: options.now }) })
+  const webSockets = attachWebSockets(app, { generation, store, log, metrics, answered, state, ...(options.now === undefined ? {} : { now: options.now }) })
 
   const admin = config.admin === undefined ? undefined : buildAdmin({ config: config.admin, logger: log, store, state, generation, metrics })
 

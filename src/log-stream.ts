@@ -67,6 +67,11 @@ export function createLogStream ({ fd = 1, write = writeFd, maxBacklog = MAX_BAC
     else setTimeout(drain, RETRY_MS).unref()
   }
 
+  const queue = (data: string, bytes: number) => {
+    backlog.push({ data, bytes })
+    backlogBytes += bytes
+  }
+
   /** Moves pending lines into PIPE_BUF-sized chunks of whole lines. */
   const chunk = () => {
     if (dropped > droppedReported && backlogBytes === 0) {
@@ -78,14 +83,14 @@ export function createLogStream ({ fd = 1, write = writeFd, maxBacklog = MAX_BAC
     for (const line of lines) {
       const bytes = Buffer.byteLength(line)
       if (runBytes > 0 && runBytes + bytes > PIPE_BUF) {
-        backlog.push({ data: run, bytes: runBytes })
+        queue(run, runBytes)
         run = ''
         runBytes = 0
       }
       run += line
       runBytes += bytes
     }
-    if (runBytes > 0) backlog.push({ data: run, bytes: runBytes })
+    if (runBytes > 0) queue(run, runBytes)
     lines = []
     pendingBytes = 0
   }
@@ -119,7 +124,6 @@ export function createLogStream ({ fd = 1, write = writeFd, maxBacklog = MAX_BAC
   function drain (): void {
     scheduled = undefined
     chunk()
-    backlogBytes = backlog.reduce((sum, b) => sum + b.bytes, 0)
     if (!writeOut()) schedule('retry')
     // Drained after dropping: say so in a line of its own.
     else if (dropped > droppedReported) schedule('immediate')

@@ -6,6 +6,7 @@
 import { pino, type Logger, type DestinationStream } from 'pino'
 import { createRequire } from 'node:module'
 import { createLogStream } from './log-stream.js'
+import type { GatewayError } from './errors.js'
 
 export const REDACT_PATHS = [
   'req.headers.authorization', 'req.headers.cookie', 'headers.authorization', 'headers.cookie',
@@ -110,3 +111,6 @@ function call (log: Logger, level: 'fatal' | 'error' | 'warn' | 'info' | 'debug'
 export function accessLogger (log: Logger): Logger {
   return log.child({}, { redact: [] })
 }
+
+/** Counts one answered request and writes its request line; `ms` since it arrived. */
+export type AnsweredRequest = (reqId: string, method: string, route: string, status: number, refusal: GatewayError | undefined, ms: number, websocket?: boolean) => void

@@ -4,6 +4,8 @@
  * address (oauth2-proxy GHSA-7x63-xv5r-3p2x); with it on, ours are appended
  * to what the proxy in front sent.
  */
+import { randomUUID } from 'node:crypto'
+
 export interface ForwardedInput {
   remoteAddress: string | undefined
   host: string | undefined
@@ -30,4 +32,12 @@ function setOne (headers: Headers, name: string, value: string, trustProxy: bool
   } else {
     headers[name] = value
   }
+}
+
+// X-Request-Id is kept when it is 1 to 128 visible ASCII characters.
+const REQUEST_ID = /^[\x21-\x7e]{1,128}$/
+
+/** The request's id: the incoming X-Request-Id when usable, else a new UUID. */
+export function requestIdOf (incoming: string | string[] | undefined): string {
+  return typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID()
 }

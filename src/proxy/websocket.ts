@@ -11,7 +11,6 @@
  * or is revoked (ws-sessions.ts), or the gateway shuts down (1001).
  */
 import { revocationSubject } from '../pipeline/check-revocation.js'
-import { randomUUID } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
@@ -25,6 +24,8 @@ import type { RequestContext } from '../pipeline/context.js'
 import type { Generation } from '../generation.js'
 import type { Store } from '../store/types.js'
 import type { Metrics } from '../admin/metrics.js'
+import type { AnsweredRequest } from '../log.js'
+import { requestIdOf } from './forwarded-headers.js'
 import { forwardedQuery } from './forward-token.js'
 import { relay, CLOSE } from './ws-relay.js'
 import { createSessionRegistry, type SessionRegistry } from './ws-sessions.js'
@@ -33,7 +34,6 @@ import { authorizeUpgrade, offeredProtocols } from './ws-handshake.js'
 
 /** Largest message relayed either way (ws closes the socket with 1009 beyond it). */
 export const MAX_MESSAGE_BYTES = 16 * 1024 * 1024
-const REQUEST_ID = /^[\x21-\x7e]{1,128}$/
 const kProtocol = Symbol('jotgate.wsProtocol')
 declare module 'node:http' {
   interface IncomingMessage { [kProtocol]?: string }
@@ -44,11 +44,13 @@ export interface WebSocketOptions {
   store: Store
   log: Logger
   metrics: Metrics
+  /** Counts the upgrade's answer and writes its request line. */
+  answered: AnsweredRequest
   state: { shuttingDown: boolean }
   now?: () => number
 }
 
-export function attachWebSockets (app: FastifyInstance, { generation, store, log, metrics, state, now = Date.now }: WebSocketOptions): SessionRegistry {
+export function attachWebSockets (app: FastifyInstance, { generation, store, log, metrics, answered, state, now = Date.now }: WebSocketOptions): SessionRegistry {
   const wss = new WebSocketServer({
     noServer: true,
     clientTracking: false,
@@ -84,13 +86,10 @@ export function attachWebSockets (app: FastifyInstance, { generation, store, log
   async function upgrade (req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const started = performance.now()
     const gen = generation()
-    const incoming = req.headers['x-request-id']
-    const reqId = typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID()
+    const reqId = requestIdOf(req.headers['x-request-id'])
     const ctx: RequestContext = { method: req.method ?? 'GET', path: '/', headers: req.headers, websocket: true }
     const done = (status: number, refusal?: GatewayError) => {
-      const route = ctx.route?.label ?? '(none)'
-      metrics.request(route, ctx.method, status, refusal?.code, (performance.now() - started) / 1000)
-      if (gen.config.log.requests) log.info({ reqId, method: ctx.method, route, status, code: refusal?.code ?? null, reason: refusal?.reason ?? null, websocket: true, ms: Math.round((performance.now() - started) * 100) / 100 }, 'request')
+      answered(reqId, ctx.method, ctx.route?.label ?? '(none)', status, refusal, performance.now() - started, true)
     }
     const refuse = (err: unknown) => {
       const refusal = isGatewayError(err) ? err : gatewayError('JOTGATE_INTERNAL', { reason: 'internal', cause: err })
