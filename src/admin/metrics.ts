@@ -19,7 +19,7 @@ export interface Metrics {
   webSocketClosed: (code: number) => void
 }
 
-const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+const LATENCY_BUCKETS: readonly number[] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 
 /**
  * Default metrics of prom-client that are gauges named `_total`, against
@@ -33,11 +33,32 @@ export function createMetrics (): Metrics & { instrumentStore: (store: Store) =>
   const registry = new Registry()
   collectDefaultMetrics({ register: registry, prefix: 'jotgate_' })
   for (const name of GAUGES_NAMED_TOTAL) registry.removeSingleMetric(name)
-  const requests = new Counter({ name: 'jotgate_requests_total', help: 'Requests answered, by route, method and status', labelNames: ['route', 'method', 'status'], registers: [registry] })
+  // The series every request touches are counted in plain numbers on the
+  // request path and handed to prom-client only when scraped (see
+  // RequestHistogram): its own inc()/observe() build and hash a label
+  // object per call.
+  const requestCells = new Map<string, Map<string, Map<number, RequestCell>>>()
+  const requests = new Counter({
+    name: 'jotgate_requests_total',
+    help: 'Requests answered, by route, method and status',
+    labelNames: ['route', 'method', 'status'],
+    registers: [registry],
+    collect () {
+      for (const byMethod of requestCells.values()) {
+        for (const byStatus of byMethod.values()) {
+          for (const cell of byStatus.values()) {
+            if (cell.pending === 0) continue
+            this.inc(cell.labels, cell.pending)
+            cell.pending = 0
+          }
+        }
+      }
+    }
+  })
   const refusals = new Counter({ name: 'jotgate_refusals_total', help: 'Requests refused by the gateway itself, by error code', labelNames: ['code'], registers: [registry] })
-  const duration = new Histogram({ name: 'jotgate_request_duration_seconds', help: 'Whole request time in the gateway', labelNames: ['route'], buckets: LATENCY_BUCKETS, registers: [registry] })
-  const upstream = new Histogram({ name: 'jotgate_upstream_duration_seconds', help: 'Time until the upstream answered with headers', labelNames: ['route'], buckets: LATENCY_BUCKETS, registers: [registry] })
-  const storeDuration = new Histogram({ name: 'jotgate_store_duration_seconds', help: 'Store call time', labelNames: ['op'], buckets: LATENCY_BUCKETS, registers: [registry] })
+  const duration = new RequestHistogram({ name: 'jotgate_request_duration_seconds', help: 'Whole request time in the gateway', label: 'route', buckets: LATENCY_BUCKETS, registers: [registry] })
+  const upstream = new RequestHistogram({ name: 'jotgate_upstream_duration_seconds', help: 'Time until the upstream answered with headers', label: 'route', buckets: LATENCY_BUCKETS, registers: [registry] })
+  const storeDuration = new Histogram({ name: 'jotgate_store_duration_seconds', help: 'Store call time', labelNames: ['op'], buckets: [...LATENCY_BUCKETS], registers: [registry] })
   const storeErrors = new Counter({ name: 'jotgate_store_errors_total', help: 'Store calls that failed (unreachable, timeout)', labelNames: ['op'], registers: [registry] })
   const failOpen = new Counter({ name: 'jotgate_store_fail_open_total', help: 'Tokens let through unchecked while the store was down (store.onError: allow)', registers: [registry] })
   const jwks = new Counter({ name: 'jotgate_jwks_fetches_total', help: 'JWKS fetches of outside issuers, by outcome', labelNames: ['issuer', 'outcome'], registers: [registry] })
@@ -48,18 +69,17 @@ export function createMetrics (): Metrics & { instrumentStore: (store: Store) =>
   const webSocketsClosed = new Counter({ name: 'jotgate_websocket_closed_total', help: 'WebSocket connections the gateway closed, by close code (4001 token expired, 4003 revoked, 1013 store unavailable, 1001 shutdown, 1008 not admitted after a reload)', labelNames: ['code'], registers: [registry] })
   const revocations = new Counter({ name: 'jotgate_revocations_total', help: 'Revocations written, by kind', labelNames: ['kind'], registers: [registry] })
 
-  const requestChildren = new Map<string, { count: { inc: () => void }, duration: { observe: (v: number) => void } }>()
-  const durationChildren = new Map<string, { observe: (v: number) => void }>()
-  const upstreamChildren = new Map<string, { observe: (v: number) => void }>()
-  const durationOf = (route: string) => {
-    let c = durationChildren.get(route)
-    if (c === undefined) durationChildren.set(route, c = duration.labels(route))
-    return c
-  }
-  const upstreamOf = (route: string) => {
-    let c = upstreamChildren.get(route)
-    if (c === undefined) upstreamChildren.set(route, c = upstream.labels(route))
-    return c
+  const requestCell = (route: string, method: string, status: number): RequestCell => {
+    let byMethod = requestCells.get(route)
+    if (byMethod === undefined) requestCells.set(route, byMethod = new Map())
+    let byStatus = byMethod.get(method)
+    if (byStatus === undefined) byMethod.set(method, byStatus = new Map())
+    let cell = byStatus.get(status)
+    if (cell === undefined) {
+      cell = { labels: { route, method, status: String(status) }, pending: 0, duration: duration.cell(route) }
+      byStatus.set(status, cell)
+    }
+    return cell
   }
 
   const instrumentStore = (store: Store): Store => {
@@ -98,23 +118,108 @@ export function createMetrics (): Metrics & { instrumentStore: (store: Store) =>
     registry,
     instrumentStore,
     request (route, method, status, code, seconds) {
-      // Label children are cached by their values (all bounded): prom-client
-      // would otherwise hash the label object on every request.
-      const key = `${route}\u0000${method}\u0000${status}`
-      let child = requestChildren.get(key)
-      if (child === undefined) {
-        child = { count: requests.labels(route, method, String(status)), duration: durationOf(route) }
-        requestChildren.set(key, child)
-      }
-      child.count.inc()
-      child.duration.observe(seconds)
+      // Label values are bounded (configured routes, methods, status codes).
+      const cell = requestCell(route, method, status)
+      cell.pending++
+      cell.duration.observe(seconds)
       if (code !== undefined) refusals.labels(code).inc()
     },
-    upstream: (route, seconds) => upstreamOf(route).observe(seconds),
+    upstream: (route, seconds) => upstream.cell(route).observe(seconds),
     login: (outcome) => logins.inc({ outcome }),
     jwksFetch: (issuer, outcome) => jwks.inc({ issuer, outcome }),
     failOpen: () => failOpen.inc(),
     countWebSockets: (count) => { openWebSockets = count },
     webSocketClosed: (code) => webSocketsClosed.inc({ code: String(code) })
+  }
+}
+
+interface RequestCell {
+  labels: { route: string, method: string, status: string }
+  /** Counted since the last scrape. */
+  pending: number
+  duration: BucketCounts
+}
+
+/** One label value's observations: per-bucket counts (not cumulative), sum, count. */
+class BucketCounts {
+  readonly counts: Float64Array
+  sum = 0
+  count = 0
+  constructor (readonly bounds: readonly number[]) {
+    this.counts = new Float64Array(bounds.length)
+  }
+
+  observe (value: number): void {
+    const bounds = this.bounds
+    let i = 0
+    while (i < bounds.length && value > bounds[i]!) i++
+    if (i < bounds.length) this.counts[i]!++
+    this.sum += value
+    this.count++
+  }
+}
+
+type HistogramValues = Awaited<ReturnType<Histogram<string>['get']>>
+
+/**
+ * A prom-client histogram with one label whose observations go to plain
+ * counters (`cell(value).observe(seconds)`: no label object, no hash), read
+ * into prom-client's exposition format when the registry is scraped. Its
+ * inherited labels()/observe() are not used.
+ */
+export class RequestHistogram<L extends string> extends Histogram<L> {
+  readonly #name: string
+  readonly #help: string
+  readonly #label: L
+  readonly #bounds: readonly number[]
+  readonly #cells = new Map<string, BucketCounts>()
+
+  constructor ({ name, help, label, buckets, registers }: { name: string, help: string, label: L, buckets: readonly number[], registers: Registry[] }) {
+    super({ name, help, labelNames: [label], buckets: [...buckets], registers })
+    this.#name = name
+    this.#help = help
+    this.#label = label
+    this.#bounds = [...buckets].sort((a, b) => a - b)
+  }
+
+  /** The counters of one label value, made on first use and kept (label values are bounded). */
+  cell (value: string): BucketCounts {
+    let cell = this.#cells.get(value)
+    if (cell === undefined) this.#cells.set(value, cell = new BucketCounts(this.#bounds))
+    return cell
+  }
+
+  override async get (): Promise<HistogramValues> {
+    const values: HistogramValues['values'] = []
+    for (const [value, cell] of this.#cells) {
+      const labels = { [this.#label]: value }
+      let cumulative = 0
+      for (let i = 0; i < this.#bounds.length; i++) {
+        cumulative += cell.counts[i]!
+        values.push({ metricName: `${this.#name}_bucket`, labels: { le: this.#bounds[i]!, ...labels }, value: cumulative })
+      }
+      values.push({ metricName: `${this.#name}_bucket`, labels: { le: '+Inf', ...labels }, value: cell.count })
+      values.push({ metricName: `${this.#name}_sum`, labels, value: cell.sum })
+      values.push({ metricName: `${this.#name}_count`, labels, value: cell.count })
+    }
+    // The shape prom-client's own get() returns (its typings also list a
+    // `collect` that the object does not carry).
+    return { name: this.#name, help: this.#help, type: 'histogram', aggregator: 'sum', values } as unknown as HistogramValues
+  }
+
+  /** What the registry reads for the text format (prom-client prefers it to get()). */
+  async getForPromString (): Promise<HistogramValues> {
+    return await this.get()
+  }
+
+  override reset (): void {
+    super.reset()
+    // prom-client's constructor calls reset() before this class's fields exist.
+    if (!(#cells in this)) return
+    for (const cell of this.#cells.values()) {
+      cell.counts.fill(0)
+      cell.sum = 0
+      cell.count = 0
+    }
   }
 }

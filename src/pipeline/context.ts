@@ -10,6 +10,11 @@ export interface VerifiedToken {
   kid: string
   /** `exp` in seconds since the epoch (required, a number). */
   exp: number
+  /**
+   * The identity headers this token gave on the last route it was mapped
+   * for: a cached token sent again to the same route is not encoded again.
+   */
+  mapped?: { route: CompiledRoute, headers: Readonly<Record<string, string>> }
 }
 
 /**
@@ -30,6 +35,6 @@ export interface RequestContext {
   /** True for a WebSocket upgrade request. */
   websocket?: boolean
   verified?: VerifiedToken
-  /** Identity headers to set on the forwarded request (lower-case names). */
-  identity?: Record<string, string>
+  /** Identity headers to set on the forwarded request (lower-case names; shared, never modified). */
+  identity?: Readonly<Record<string, string>>
 }

@@ -72,7 +72,16 @@ export function createPipeline ({ routes, verifyToken, checkRevocation }: Pipeli
 
 function authorize (ctx: RequestContext, route: CompiledRoute, verified: VerifiedToken): void {
   authorizeRoute(route, ctx.method, verified.claims)
-  ctx.identity = route.mapHeaders(verified.claims)
+  const mapped = verified.mapped
+  if (mapped !== undefined && mapped.route === route) {
+    ctx.identity = mapped.headers
+    return
+  }
+  // Pure in (route, claims): kept on the verified token (which the cache
+  // holds for its generation, as it holds the route) for its next request.
+  const headers = route.mapHeaders(verified.claims)
+  verified.mapped = { route, headers }
+  ctx.identity = headers
 }
 
 function headerToken (authorization: readonly string[]): { token: string, source: 'header' } | undefined {

@@ -106,7 +106,7 @@ export function createTokenVerifier (options: TokenVerifierOptions): TokenVerifi
     if (issuer.audience !== undefined && !audienceMatches(payload.aud, issuer.audience)) {
       throw gatewayError('JOTGATE_TOKEN_AUDIENCE', { reason: 'aud' })
     }
-    return { claims: payload, iss: issuer.issuer, kid: key.kid, exp }
+    return { claims: payload, iss: issuer.issuer, kid: key.kid, exp, mapped: undefined }
   }
 }
 

@@ -35,3 +35,31 @@ t.test('a request without a token never reaches the upstream', async (t) => {
   t.same(body, { statusCode: 401, error: 'Unauthorized', code: 'JOTGATE_TOKEN_MISSING', message: body.message })
   t.equal(up.seen.length, 0)
 })
+
+t.test('one cached token on two routes with their own claim headers: each route gets its own, every time', async (t) => {
+  // The identity headers of a cached token are kept for the route they
+  // were made for; a request to another route must never get them.
+  const up = await startUpstream()
+  const gw = await startGateway({
+    name: 'forwarding',
+    config: {
+      routes: [
+        { path: '/tenant', upstream: up.url, headers: { 'X-Tenant': 'tenant', 'X-User-Id': 'email' } },
+        { path: '/', upstream: up.url }
+      ]
+    }
+  })
+  t.teardown(async () => { await gw.close(); await up.close() })
+  const token = mint({ payload: claims({ sub: 'alice', email: 'alice@example.test', tenant: 'acme' }) })
+  for (const path of ['/tenant/a', '/other', '/tenant/b', '/tenant/c', '/other']) {
+    const res = await fetch(`${gw.url}${path}`, { headers: { authorization: `Bearer ${token}` } })
+    t.equal(res.status, 200, path)
+  }
+  t.same(up.seen.map((s) => [s.url, s.headers['x-user-id'], s.headers['x-tenant']]), [
+    ['/tenant/a', 'alice@example.test', 'acme'],
+    ['/other', 'alice', undefined],
+    ['/tenant/b', 'alice@example.test', 'acme'],
+    ['/tenant/c', 'alice@example.test', 'acme'],
+    ['/other', 'alice', undefined]
+  ])
+})
