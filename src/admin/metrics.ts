@@ -150,6 +150,8 @@ class BucketCounts {
   }
 
   observe (value: number): void {
+    // prom-client throws on these; here they would poison the sum for good.
+    if (!Number.isFinite(value)) return
     const bounds = this.bounds
     let i = 0
     while (i < bounds.length && value > bounds[i]!) i++

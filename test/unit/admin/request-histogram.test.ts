@@ -62,4 +62,7 @@ t.test('reset empties every series; a cell handed out before keeps counting', as
   cell.observe(0.002)
   t.match(await ours.metrics(), /h_seconds_count\{route="\/a"\} 1\n/)
   t.equal(fast.cell('/a'), cell, 'one cell per label value')
+  cell.observe(Number.NaN)
+  cell.observe(Number.POSITIVE_INFINITY)
+  t.match(await ours.metrics(), /h_seconds_sum\{route="\/a"\} 0\.002\n/, 'a value that is not a finite number is not counted')
 })
