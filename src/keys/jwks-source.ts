@@ -179,6 +179,20 @@ export function createRemoteIssuer (config: TrustedIssuerConfig, options: Remote
     return list?.find((k) => k.alg === alg) ?? list?.[0]
   }
 
+  /** A token without kid: the one usable key with its alg, if there is exactly one. */
+  function onlyKey (alg: string): VerifyKey | undefined {
+    if (!usable()) return undefined
+    let found: VerifyKey | undefined
+    for (const list of keys.values()) {
+      for (const k of list) {
+        if (k.alg !== alg) continue
+        if (found !== undefined) throw gatewayError('JOTGATE_TOKEN_KEY_UNKNOWN', { reason: 'kid-ambiguous' })
+        found = k
+      }
+    }
+    return found
+  }
+
   return {
     issuer: config.issuer,
     audience: config.audience === undefined ? undefined : new Set(config.audience),
@@ -187,8 +201,8 @@ export function createRemoteIssuer (config: TrustedIssuerConfig, options: Remote
     // keys past maxStale get one more (rate limited) chance that way too.
     byKid: (kid, alg) => lookup(kid, alg),
     byAlg: (alg) => {
-      // No kid means no refresh: with no usable key, say the source is down
-      // (503, CONTRACT section 6) rather than "unknown key".
+      // With no usable key, say the source is down (503, CONTRACT section
+      // 6) rather than "unknown key".
       if (!usable()) unavailable()
       const out: VerifyKey[] = []
       for (const list of keys.values()) for (const k of list) if (k.alg === alg) out.push(k)
@@ -200,7 +214,7 @@ export function createRemoteIssuer (config: TrustedIssuerConfig, options: Remote
         lastKidFetch = now()
         await fetchNow()
       }
-      const key = lookup(kid, alg)
+      const key = kid === undefined ? onlyKey(alg) : lookup(kid, alg)
       if (key !== undefined) return key
       // Source unreachable (or serving nothing usable) and no cached key
       // fits: 503; reachable without the kid: 401.

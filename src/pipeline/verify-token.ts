@@ -65,11 +65,26 @@ export function createTokenVerifier (options: TokenVerifierOptions): TokenVerifi
       cache?.set(token, { verified, issuer, key: k })
       return verified
     }
-    if (key !== undefined) return finish(key)
-    if (kid !== undefined && issuer.refresh !== undefined) {
+    const refresh = issuer.refresh
+    if (key !== undefined) {
+      if (kid !== undefined || refresh === undefined) return finish(key)
+      try {
+        return finish(key)
+      } catch (err) {
+        // A token without kid names no key, so a provider that replaced its
+        // only key of this alg shows up as a bad signature: one
+        // rate-limited refetch decides, and only a different key is tried.
+        if (!isGatewayError(err) || err.code !== 'JOTGATE_TOKEN_SIGNATURE') throw err
+        return refresh(undefined, alg).then((k) => {
+          if (k === undefined || k === key) throw err
+          return finish(k)
+        })
+      }
+    }
+    if (refresh !== undefined) {
       // A remote issuer may have rotated: one rate-limited refetch decides.
-      return issuer.refresh(kid, alg).then((k) => {
-        if (k === undefined) throw gatewayError('JOTGATE_TOKEN_KEY_UNKNOWN', { reason: 'kid-unknown' })
+      return refresh(kid, alg).then((k) => {
+        if (k === undefined) throw gatewayError('JOTGATE_TOKEN_KEY_UNKNOWN', { reason: kid === undefined ? 'kid-missing' : 'kid-unknown' })
         return finish(k)
       })
     }

@@ -188,6 +188,36 @@ t.test('rotation at the provider: the new kid is picked up on first use, with ex
   t.comment(`rotation fetches: ${p.hits.jwks} (1 at start + 1 for the new kid)`)
 })
 
+t.test('tokens without kid: a provider that replaces its only key is followed with one fetch; forgeries cannot hammer it', async (t) => {
+  const k1 = providerKey('P-256', 'k1')
+  const k2 = providerKey('P-256', 'k2')
+  const attacker = providerKey('P-256', 'x')
+  const p = await provider(t, [k1])
+  const { up, gw } = await setup(t, [{ provider: p, cooldown: '30s', cacheTtl: '10m' }])
+  const noKid = (key: typeof k1) => idpToken(key, idpClaims(p.issuer, 'api'), { kid: undefined })
+  t.equal((await call(gw, noKid(k1))).status, 200, 'the only ES256 key verifies a token without kid')
+  t.equal(p.hits.jwks, 1, 'no fetch for it')
+
+  // The provider rotates: k1 is gone, k2 is its only key now.
+  p.keys.splice(0, p.keys.length, k2.jwk)
+  const rotated = await call(gw, noKid(k2))
+  t.equal(rotated.status, 200, 'a token of the new key is accepted on first use')
+  t.equal(p.hits.jwks, 2, 'after exactly one extra fetch')
+  t.equal((await call(gw, noKid(k2))).status, 200)
+  t.equal(p.hits.jwks, 2, 'and none after that')
+  const old = await call(gw, noKid(k1))
+  t.same([old.status, old.code], [401, 'JOTGATE_TOKEN_SIGNATURE'], 'the withdrawn key no longer verifies')
+
+  const seen = up.seen.length
+  const forged = await Promise.all(Array.from({ length: 50 }, () => call(gw, noKid(attacker))))
+  t.same([...new Set(forged.map((r) => `${r.status} ${r.code}`))], ['401 JOTGATE_TOKEN_SIGNATURE'], '50 forged tokens without kid: 401')
+  t.equal(p.hits.jwks, 2, 'within the cooldown they cause no fetch at all')
+  t.equal(up.seen.length, seen, 'and never reach the upstream')
+  const otherAlg = await call(gw, idpToken(providerKey('P-384', 'y'), idpClaims(p.issuer, 'api'), { kid: undefined }))
+  t.same([otherAlg.status, otherAlg.code], [401, 'JOTGATE_TOKEN_KEY_UNKNOWN'], 'an alg the provider has no key for: no key')
+  t.equal(p.hits.jwks, 2, 'still within the cooldown: no fetch')
+})
+
 t.test('a flood of unknown kids cannot hammer the provider', async (t) => {
   const good = providerKey('P-256', 'good')
   const attacker = providerKey('P-256', 'x')
