@@ -179,20 +179,6 @@ export function createRemoteIssuer (config: TrustedIssuerConfig, options: Remote
     return list?.find((k) => k.alg === alg) ?? list?.[0]
   }
 
-  /** A token without kid: the one usable key with its alg, if there is exactly one. */
-  function onlyKey (alg: string): VerifyKey | undefined {
-    if (!usable()) return undefined
-    let found: VerifyKey | undefined
-    for (const list of keys.values()) {
-      for (const k of list) {
-        if (k.alg !== alg) continue
-        if (found !== undefined) throw gatewayError('JOTGATE_TOKEN_KEY_UNKNOWN', { reason: 'kid-ambiguous' })
-        found = k
-      }
-    }
-    return found
-  }
-
   return {
     issuer: config.issuer,
     audience: config.audience === undefined ? undefined : new Set(config.audience),
@@ -214,7 +200,8 @@ export function createRemoteIssuer (config: TrustedIssuerConfig, options: Remote
         lastKidFetch = now()
         await fetchNow()
       }
-      const key = kid === undefined ? onlyKey(alg) : lookup(kid, alg)
+      // Without kid the caller selects again among the refetched keys.
+      const key = kid === undefined ? undefined : lookup(kid, alg)
       if (key !== undefined) return key
       // Source unreachable (or serving nothing usable) and no cached key
       // fits: 503; reachable without the kid: 401.

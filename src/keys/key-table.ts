@@ -28,12 +28,12 @@ export interface IssuerKeys {
   /** Keys of this issuer pinned to `alg` (for tokens without `kid`). */
   byAlg: (alg: string) => readonly VerifyKey[]
   /**
-   * Remote issuers only: called when a `kid` is not known yet, or for a
-   * token without `kid` (undefined) when no key has its alg or the only
-   * one does not verify it. Resolves to the key after a (rate limited)
-   * refetch, or undefined; rejects with JOTGATE_KEYS_UNAVAILABLE when the
-   * source is unreachable (and JOTGATE_TOKEN_KEY_UNKNOWN when a token
-   * without kid would fit more than one key).
+   * Remote issuers only: called when a `kid` is not known yet. Resolves to
+   * the key after a (rate limited) refetch, or undefined; rejects with
+   * JOTGATE_KEYS_UNAVAILABLE when the source is unreachable. For a token
+   * without `kid` (undefined: no key has its alg, or the only one does not
+   * verify it) it only refetches, resolving to undefined, and the caller
+   * selects again through byAlg.
    */
   refresh?: (kid: string | undefined, alg: string) => Promise<VerifyKey | undefined>
 }

@@ -66,25 +66,30 @@ export function createTokenVerifier (options: TokenVerifierOptions): TokenVerifi
       return verified
     }
     const refresh = issuer.refresh
-    if (key !== undefined) {
-      if (kid !== undefined || refresh === undefined) return finish(key)
-      try {
-        return finish(key)
-      } catch (err) {
-        // A token without kid names no key, so a provider that replaced its
-        // only key of this alg shows up as a bad signature: one
-        // rate-limited refetch decides, and only a different key is tried.
-        if (!isGatewayError(err) || err.code !== 'JOTGATE_TOKEN_SIGNATURE') throw err
-        return refresh(undefined, alg).then((k) => {
-          if (k === undefined || k === key) throw err
-          return finish(k)
-        })
+    if (kid === undefined && refresh !== undefined) {
+      // A token without kid names no key, so a provider that replaced its
+      // only key of this alg shows up as no key or a bad signature: one
+      // rate-limited refetch decides, and only a different key is tried.
+      let failed: unknown
+      if (key !== undefined) {
+        try {
+          return finish(key)
+        } catch (err) {
+          if (!isGatewayError(err) || err.code !== 'JOTGATE_TOKEN_SIGNATURE') throw err
+          failed = err
+        }
       }
+      return refresh(undefined, alg).then(() => {
+        const k = selectKey(issuer, undefined, alg)
+        if (k === undefined || k === key) throw failed ?? gatewayError('JOTGATE_TOKEN_KEY_UNKNOWN', { reason: 'kid-missing' })
+        return finish(k)
+      })
     }
-    if (refresh !== undefined) {
+    if (key !== undefined) return finish(key)
+    if (kid !== undefined && refresh !== undefined) {
       // A remote issuer may have rotated: one rate-limited refetch decides.
       return refresh(kid, alg).then((k) => {
-        if (k === undefined) throw gatewayError('JOTGATE_TOKEN_KEY_UNKNOWN', { reason: kid === undefined ? 'kid-missing' : 'kid-unknown' })
+        if (k === undefined) throw gatewayError('JOTGATE_TOKEN_KEY_UNKNOWN', { reason: 'kid-unknown' })
         return finish(k)
       })
     }
