@@ -88,7 +88,7 @@ export async function registerProxy (app: FastifyInstance, { server, generation,
         const req = request as FastifyRequest
         const start = req[kUpstreamStart]
         if (onUpstream !== undefined && start !== undefined) onUpstream(req[kContext]!.route!.label, (performance.now() - start) / 1000)
-        reply.send((res as unknown as { stream: NodeJS.ReadableStream }).stream)
+        sendUpstreamBody(req, reply as FastifyReply, res as unknown as UpstreamResponse)
       },
       // reply-from retries a GET that got 503 up to ten times by default; a
       // gateway passes the upstream's answer back unchanged instead.
@@ -103,6 +103,53 @@ export async function registerProxy (app: FastifyInstance, { server, generation,
   }
   await app.register(httpProxy, proxyOptions)
 }
+
+/** What reply-from hands to onResponse (HTTP/1 through undici). */
+interface UpstreamResponse {
+  statusCode: number
+  headers: Headers
+  stream: NodeJS.ReadableStream
+}
+
+/**
+ * Bodies up to this size that the upstream announces with Content-Length
+ * are read whole and answered in one write (headers and body together, as
+ * nginx's proxy_buffering does), which saves the stream plumbing and a
+ * socket write per response; chunked bodies, event streams and larger ones
+ * stream through. It is Node's default stream buffer size, so a buffered
+ * answer holds no more memory than a streamed one would.
+ */
+export const BUFFERED_BODY_BYTES = 16 * 1024
+
+function sendUpstreamBody (request: FastifyRequest, reply: FastifyReply, res: UpstreamResponse): void {
+  const stream = res.stream
+  // HEAD, 204 and 304 answers have no body (RFC 9110 sections 9.3.2,
+  // 15.3.5, 15.4.5): they are answered at once with the upstream's fields,
+  // Content-Length included. undici 7 reads a 304's Content-Length as a
+  // promise of a body and fails the response; that no longer reaches the client.
+  if (request.method === 'HEAD' || res.statusCode === 204 || res.statusCode === 304) {
+    stream.on('error', noop)
+    stream.resume()
+    reply.send()
+    return
+  }
+  const declared = res.headers['content-length']
+  const length = typeof declared === 'string' ? Number(declared) : NaN
+  if (!(length > 0 && length <= BUFFERED_BODY_BYTES)) {
+    reply.send(stream)
+    return
+  }
+  const chunks: Buffer[] = []
+  stream.on('data', (chunk: Buffer) => { chunks.push(chunk) })
+  stream.on('end', () => { reply.send(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)) })
+  // Nothing was sent yet: the client gets the documented 502, not a cut-off body.
+  stream.on('error', (err) => {
+    for (const name of Object.keys(reply.getHeaders())) reply.removeHeader(name)
+    reply.send(gatewayError('JOTGATE_UPSTREAM_UNAVAILABLE', { reason: 'upstream-body', cause: err }))
+  })
+}
+
+function noop (): void {}
 
 /**
  * The query goes apart from the path: reply-from screens its source for
