@@ -105,24 +105,26 @@ export async function registerProxy (app: FastifyInstance, { server, generation,
 }
 
 /** What reply-from hands to onResponse (HTTP/1 through undici). */
-interface UpstreamResponse {
+export interface UpstreamResponse {
   statusCode: number
   headers: Headers
   stream: NodeJS.ReadableStream
 }
 
 /**
- * Bodies up to this size that the upstream announces with Content-Length
- * are read whole and answered in one write (headers and body together, as
- * nginx's proxy_buffering does), which saves the stream plumbing and a
- * socket write per response; chunked bodies, event streams and larger ones
- * stream through. It is Node's default stream buffer size, so a buffered
- * answer holds no more memory than a streamed one would.
+ * An answer the upstream announces with a Content-Length up to this size,
+ * and that has wholly arrived by the time its headers are handled (the
+ * common case: one socket read), is sent in one write, headers and body
+ * together. That saves the stream plumbing and a socket write per
+ * response. Anything else streams: chunked bodies, event streams, larger
+ * ones, and small ones still arriving (an upstream that dribbles its bytes
+ * is passed on as it sends them). Node's default stream buffer size: a
+ * buffered answer holds no more memory than a streamed one would.
  */
 export const BUFFERED_BODY_BYTES = 16 * 1024
 
-function sendUpstreamBody (request: FastifyRequest, reply: FastifyReply, res: UpstreamResponse): void {
-  const stream = res.stream
+export function sendUpstreamBody (request: FastifyRequest, reply: FastifyReply, res: UpstreamResponse): void {
+  const stream = res.stream as NodeJS.ReadableStream & { unshift: (chunk: Buffer) => void }
   // HEAD, 204 and 304 answers have no body (RFC 9110 sections 9.3.2,
   // 15.3.5, 15.4.5): they are answered at once with the upstream's fields,
   // Content-Length included. undici 7 reads a 304's Content-Length as a
@@ -140,12 +142,34 @@ function sendUpstreamBody (request: FastifyRequest, reply: FastifyReply, res: Up
     return
   }
   const chunks: Buffer[] = []
-  stream.on('data', (chunk: Buffer) => { chunks.push(chunk) })
-  stream.on('end', () => { reply.send(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)) })
+  let settled = false
+  const onData = (chunk: Buffer): void => { chunks.push(chunk) }
+  const onEnd = (): void => {
+    if (settled) return
+    settled = true
+    reply.send(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks))
+  }
   // Nothing was sent yet: the client gets the documented 502, not a cut-off body.
-  stream.on('error', (err) => {
+  const onError = (err: Error): void => {
+    if (settled) return
+    settled = true
     for (const name of Object.keys(reply.getHeaders())) reply.removeHeader(name)
     reply.send(gatewayError('JOTGATE_UPSTREAM_UNAVAILABLE', { reason: 'upstream-body', cause: err }))
+  }
+  stream.on('data', onData)
+  stream.on('end', onEnd)
+  stream.on('error', onError)
+  // Still arriving after this turn of the event loop: stream it from here,
+  // what came so far first.
+  setImmediate(() => {
+    if (settled) return
+    settled = true
+    stream.pause()
+    stream.removeListener('data', onData)
+    stream.removeListener('end', onEnd)
+    stream.removeListener('error', onError)
+    if (chunks.length > 0) stream.unshift(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks))
+    reply.send(stream)
   })
 }
 
