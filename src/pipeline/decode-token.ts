@@ -6,6 +6,7 @@
  * denylists keyed by the token text. A member name repeated in one object
  * is refused too: parsers disagree on which copy wins.
  */
+import { isUtf8 } from 'node:buffer'
 import { gatewayError } from '../errors.js'
 
 export interface DecodedToken {
@@ -13,11 +14,6 @@ export interface DecodedToken {
   payload: Record<string, unknown>
 }
 
-const B64URL = /^[A-Za-z0-9_-]+$/
-// ignoreBOM keeps a leading U+FEFF in the text, so JSON.parse refuses it:
-// RFC 8259 section 8.1 forbids senders to add one, and a decoder that drops
-// it silently gives the same claims a second spelling.
-const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
 
 /** Header parameters that change how the JWS is processed; we support none. */
 const UNSUPPORTED_HEADER = ['crit', 'b64', 'enc', 'zip'] as const
@@ -48,11 +44,16 @@ export function decodeToken (token: string, maxBytes: number): DecodedToken {
 }
 
 function decodeSegment (segment: string, part: string): Record<string, unknown> {
-  if (!isCanonical(segment)) throw gatewayError('JOTGATE_TOKEN_MALFORMED', { reason: `${part}-encoding` })
-  let text: string
+  const bytes = decodeCanonical(segment)
+  if (bytes === undefined) throw gatewayError('JOTGATE_TOKEN_MALFORMED', { reason: `${part}-encoding` })
+  // Buffer's UTF-8 decoding would replace invalid sequences; they are
+  // refused instead. A leading U+FEFF is kept, so JSON.parse refuses it:
+  // RFC 8259 section 8.1 forbids senders to add one, and a decoder that
+  // drops it silently gives the same claims a second spelling.
+  if (!isUtf8(bytes)) throw gatewayError('JOTGATE_TOKEN_MALFORMED', { reason: `${part}-json` })
+  const text = bytes.toString('utf8')
   let value: unknown
   try {
-    text = utf8.decode(Buffer.from(segment, 'base64url'))
     // V8's JSON.parse is iterative: 100k nested `[` cost time linear in the
     // text, never a stack overflow.
     value = JSON.parse(text)
@@ -113,10 +114,18 @@ export function hasDuplicateName (json: string): boolean {
 }
 
 /**
- * Canonical base64url: only the alphabet, a length that can be produced by
- * encoding (not 1 mod 4) and zero bits after the last whole byte.
+ * The bytes of a canonical base64url segment, else undefined. Canonical:
+ * non-empty, and exactly what encoding its bytes gives back, so only the
+ * alphabet, no padding, a length encoding can produce (not 1 mod 4) and
+ * zero bits after the last whole byte. Decoded once; Node's decoder skips
+ * what is not base64url, which the comparison then catches.
  */
+export function decodeCanonical (segment: string): Buffer | undefined {
+  if (segment.length === 0) return undefined
+  const bytes = Buffer.from(segment, 'base64url')
+  return bytes.toString('base64url') === segment ? bytes : undefined
+}
+
 export function isCanonical (segment: string): boolean {
-  if (segment.length === 0 || segment.length % 4 === 1 || !B64URL.test(segment)) return false
-  return Buffer.from(segment, 'base64url').toString('base64url') === segment
+  return decodeCanonical(segment) !== undefined
 }
