@@ -113,8 +113,8 @@ export interface UpstreamResponse {
 
 /**
  * An answer the upstream announces with a Content-Length up to this size,
- * and that has wholly arrived by the time its headers are handled (the
- * common case: one socket read), is sent in one write, headers and body
+ * and whose bytes have all arrived with its headers (the common case: one
+ * read from the upstream), is sent in one write, headers and body
  * together. That saves the stream plumbing and a socket write per
  * response. Anything else streams: chunked bodies, event streams, larger
  * ones, and small ones still arriving (an upstream that dribbles its bytes
@@ -142,11 +142,20 @@ export function sendUpstreamBody (request: FastifyRequest, reply: FastifyReply, 
     return
   }
   const chunks: Buffer[] = []
+  let received = 0
   let settled = false
-  const onData = (chunk: Buffer): void => { chunks.push(chunk) }
-  const onEnd = (): void => {
-    if (settled) return
+  // undici hands over the headers before it parses the bytes read with
+  // them, and the stream passes those bytes on in the next tick: by the
+  // tick queued after that, a body that came in the same read is all here.
+  const onData = (chunk: Buffer): void => {
+    chunks.push(chunk)
+    received += chunk.length
+    if (received < length || settled) return
     settled = true
+    stream.removeListener('data', onData)
+    stream.removeListener('error', onError)
+    // The connection may still fail after the last byte; the answer is whole by then.
+    stream.on('error', noop)
     reply.send(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks))
   }
   // Nothing was sent yet: the client gets the documented 502, not a cut-off body.
@@ -157,16 +166,13 @@ export function sendUpstreamBody (request: FastifyRequest, reply: FastifyReply, 
     reply.send(gatewayError('JOTGATE_UPSTREAM_UNAVAILABLE', { reason: 'upstream-body', cause: err }))
   }
   stream.on('data', onData)
-  stream.on('end', onEnd)
   stream.on('error', onError)
-  // Still arriving after this turn of the event loop: stream it from here,
-  // what came so far first.
-  setImmediate(() => {
+  process.nextTick(() => {
     if (settled) return
+    // Still arriving: stream it from here, what came so far first.
     settled = true
     stream.pause()
     stream.removeListener('data', onData)
-    stream.removeListener('end', onEnd)
     stream.removeListener('error', onError)
     if (chunks.length > 0) stream.unshift(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks))
     reply.send(stream)
