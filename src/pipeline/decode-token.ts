@@ -10,7 +10,8 @@ import { isUtf8 } from 'node:buffer'
 import { gatewayError } from '../errors.js'
 
 export interface DecodedToken {
-  header: Record<string, unknown>
+  /** Shared by every token with the same header text: never modified. */
+  header: Readonly<Record<string, unknown>>
   payload: Record<string, unknown>
 }
 
@@ -25,7 +26,7 @@ export function decodeToken (token: string, maxBytes: number): DecodedToken {
   if (second === -1 || token.indexOf('.', second + 1) !== -1) {
     throw gatewayError('JOTGATE_TOKEN_MALFORMED', { reason: 'segments' })
   }
-  const header = decodeSegment(token.slice(0, first), 'header')
+  const header = decodeHeader(token.slice(0, first))
   const payload = decodeSegment(token.slice(first + 1, second), 'payload')
   if (typeof header.alg !== 'string') throw gatewayError('JOTGATE_TOKEN_MALFORMED', { reason: 'alg-missing' })
   // RFC 8725 section 3.1: `none` is never accepted, whatever its spelling.
@@ -41,6 +42,25 @@ export function decodeToken (token: string, maxBytes: number): DecodedToken {
   if (signature.length === 0) throw gatewayError('JOTGATE_TOKEN_SIGNATURE', { reason: 'signature-empty' })
   if (!isCanonical(signature)) throw gatewayError('JOTGATE_TOKEN_MALFORMED', { reason: 'signature-encoding' })
   return { header, payload }
+}
+
+/**
+ * Decoded headers by their exact text. The tokens of one key share one
+ * header, so a signature check (a verified-token cache miss) decodes only
+ * its payload. Only headers that decoded are kept, frozen, at most
+ * HEADERS_KEPT of them (then the map starts over): a client sending made-up
+ * headers costs what it did without the map.
+ */
+const HEADERS_KEPT = 64
+const knownHeaders = new Map<string, Readonly<Record<string, unknown>>>()
+
+function decodeHeader (segment: string): Readonly<Record<string, unknown>> {
+  const known = knownHeaders.get(segment)
+  if (known !== undefined) return known
+  const header = Object.freeze(decodeSegment(segment, 'header'))
+  if (knownHeaders.size >= HEADERS_KEPT) knownHeaders.clear()
+  knownHeaders.set(segment, header)
+  return header
 }
 
 function decodeSegment (segment: string, part: string): Record<string, unknown> {
