@@ -9,8 +9,11 @@
 export interface HeaderStripper {
   /** True when the (lower-case) header name must be removed. */
   matches (lowerCaseName: string): boolean
-  /** Deletes every matching key of `headers` in place. */
-  strip (headers: Record<string, unknown>): void
+  /**
+   * Deletes in place, in one pass over the names, every key that matches,
+   * that matches once `_` is read as `-`, or that `alsoDrop` names.
+   */
+  strip (headers: Record<string, unknown>, alsoDrop?: ReadonlySet<string>): void
 }
 
 /**
@@ -38,11 +41,15 @@ export function createHeaderStripper (patterns: readonly string[], exact: readon
 
   return {
     matches,
-    strip (headers) {
+    strip (headers, alsoDrop) {
       // Node gives lower-case keys already; lower-casing again costs little and
       // keeps a hand-built headers object from slipping a forged name through.
+      // CGI-style upstreams (WSGI, Rack, PHP) read `X_User_Id` and `X-User-Id`
+      // as the same HTTP_X_USER_ID, so a client could smuggle an identity
+      // header past a dash-only list (oauth2-proxy GHSA-vjrc-mh2v-45x6).
       for (const key of Object.keys(headers)) {
-        if (matches(key.toLowerCase())) delete headers[key]
+        const name = key.toLowerCase()
+        if (alsoDrop?.has(name) === true || matches(name) || (name.includes('_') && matches(name.replaceAll('_', '-')))) delete headers[key]
       }
     }
   }

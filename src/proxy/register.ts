@@ -213,11 +213,8 @@ function rewriteRequestHeaders (
 ): Headers {
   const ctx = request[kContext]!
   const route = ctx.route!
-  gen.stripHeaders.strip(headers)
-  stripUnderscoreAliases(headers, gen)
+  stripIncoming(headers, gen)
   stripTokenCookies(headers, route, tokenPolicies(gen.config))
-  for (const name of HOP_BY_HOP) delete headers[name]
-  for (const name of PATH_OVERRIDE) delete headers[name]
   // Set to undefined rather than deleted (undici skips undefined values): a
   // delete would turn the copied header object into a slow dictionary on
   // every authenticated request.
@@ -230,16 +227,15 @@ function rewriteRequestHeaders (
   return headers
 }
 
+const NEVER_FORWARDED: ReadonlySet<string> = new Set([...HOP_BY_HOP, ...PATH_OVERRIDE])
+
 /**
- * CGI-style upstreams (WSGI, Rack, PHP) read `X_User_Id` and `X-User-Id`
- * as the same HTTP_X_USER_ID, so a client could smuggle an identity header
- * past a dash-only strip list (oauth2-proxy GHSA-vjrc-mh2v-45x6). An
- * incoming name that becomes a stripped one with `_` read as `-` goes too.
+ * What no upstream gets from the client, in one pass over the incoming
+ * names: hop-by-hop and path-override fields, and the identity headers of
+ * step 2 (their `_` spellings included).
  */
-export function stripUnderscoreAliases (headers: Headers, gen: Generation): void {
-  for (const key of Object.keys(headers)) {
-    if (key.includes('_') && gen.stripHeaders.matches(key.toLowerCase().replaceAll('_', '-'))) delete headers[key]
-  }
+export function stripIncoming (headers: Headers, gen: Generation): void {
+  gen.stripHeaders.strip(headers, NEVER_FORWARDED)
 }
 
 /**

@@ -13,7 +13,7 @@ import { tokenPolicies } from '../pipeline/token-policy.js'
 import type { Generation } from '../generation.js'
 import { setForwardedHeaders } from './forwarded-headers.js'
 import { stripTokenCookies } from './forward-token.js'
-import { HOP_BY_HOP, PATH_OVERRIDE, stripUnderscoreAliases } from './register.js'
+import { stripIncoming } from './register.js'
 
 type Headers = Record<string, string | string[] | number | undefined>
 
@@ -73,9 +73,8 @@ export function upstreamHeaders (req: IncomingMessage, ctx: RequestContext, gen:
   const headers: Headers = { ...req.headers }
   // RFC 9110 section 7.6.1: fields named in Connection are hop-by-hop too.
   const named = String(req.headers.connection ?? '').split(',').map((n) => n.trim().toLowerCase()).filter((n) => n !== '')
-  for (const name of [...HOP_BY_HOP, ...PATH_OVERRIDE, ...HANDSHAKE, ...named]) delete headers[name]
-  gen.stripHeaders.strip(headers)
-  stripUnderscoreAliases(headers, gen)
+  for (const name of [...HANDSHAKE, ...named]) delete headers[name]
+  stripIncoming(headers, gen)
   stripTokenCookies(headers, route, tokenPolicies(gen.config))
   if (route.auth !== 'none' && !route.forwardAuthorization) delete headers.authorization
   // Set last: nothing the client sent can replace what the token says.

@@ -59,3 +59,15 @@ t.test('nothing configured strips nothing', async (t) => {
   empty.strip(headers)
   t.strictSame(headers, { 'x-user-id': 'a' })
 })
+
+t.test('underscore spellings of stripped names go too; other names with _ stay', async (t) => {
+  const headers: Record<string, unknown> = { X_User_Id: 'forged', x_tenant: 'forged', 'x-user_roles': 'forged', x_trace_id: 'kept', accept: 'x' }
+  stripper.strip(headers)
+  t.strictSame(headers, { x_trace_id: 'kept', accept: 'x' })
+})
+
+t.test('names passed to strip go in the same pass, whatever their case', async (t) => {
+  const headers: Record<string, unknown> = { 'keep-alive': '5', TE: 'trailers', 'x-original-url': '/admin', 'x-user-id': 'forged', accept: 'x' }
+  stripper.strip(headers, new Set(['keep-alive', 'te', 'x-original-url']))
+  t.strictSame(headers, { accept: 'x' })
+})
