@@ -15,7 +15,6 @@ export interface DecodedToken {
   payload: Record<string, unknown>
 }
 
-
 /** Header parameters that change how the JWS is processed; we support none. */
 const UNSUPPORTED_HEADER = ['crit', 'b64', 'enc', 'zip'] as const
 
