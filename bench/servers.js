@@ -122,11 +122,12 @@ async function main () {
  * Forks one server and waits for it to listen.
  * @param {string} name a label for messages
  * @param {string[]} args role and its argument
- * @param {{ execArgv?: string[], env?: NodeJS.ProcessEnv }} [options]
+ * @param {{ execArgv?: string[], env?: NodeJS.ProcessEnv, script?: string }} [options]
+ *   script: another checkout's bench/servers.js, to run its own build (bench/compare.js)
  * @returns {Promise<ServerHandle>}
  */
 export function spawnServer (name, args, options = {}) {
-  const child = fork(SELF, args, {
+  const child = fork(options.script ?? SELF, args, {
     execArgv: options.execArgv ?? [],
     env: options.env ?? process.env,
     // stdout is jotgate's request log: written, never read (see startJotgate).
