@@ -4,6 +4,7 @@
  * normalized path), never by Fastify's router. The pipeline runs in
  * onRequest, before any body is read; the request body streams through.
  */
+import type { Readable } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import httpProxy, { type FastifyHttpProxyOptions } from '@fastify/http-proxy'
 import { gatewayError } from '../errors.js'
@@ -108,7 +109,7 @@ export async function registerProxy (app: FastifyInstance, { server, generation,
 export interface UpstreamResponse {
   statusCode: number
   headers: Headers
-  stream: NodeJS.ReadableStream
+  stream: Readable
 }
 
 /**
@@ -124,7 +125,7 @@ export interface UpstreamResponse {
 export const BUFFERED_BODY_BYTES = 16 * 1024
 
 export function sendUpstreamBody (request: FastifyRequest, reply: FastifyReply, res: UpstreamResponse): void {
-  const stream = res.stream as NodeJS.ReadableStream & { unshift: (chunk: Buffer) => void }
+  const stream = res.stream
   // HEAD, 204 and 304 answers have no body (RFC 9110 sections 9.3.2,
   // 15.3.5, 15.4.5): they are answered at once with the upstream's fields,
   // Content-Length included. undici 7 reads a 304's Content-Length as a
