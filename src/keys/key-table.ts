@@ -1,21 +1,25 @@
 /**
  * The key table: issuer -> keys, built once at boot from the frozen config.
- * Each key owns an eager fast-jwt verifier pinned to the key's one
- * algorithm, so a token can never choose how it is checked (RFC 8725
- * section 3.1). Lookups on the hot path are Map reads.
+ * Each key is pinned to its one algorithm, so a token can never choose how
+ * it is checked (RFC 8725 section 3.1). Lookups on the hot path are Map
+ * reads.
  */
 import type { KeyObject } from 'node:crypto'
-import { createVerifier } from 'fast-jwt'
+import fastJwtCrypto from 'fast-jwt/src/crypto.js'
 import type { Algorithm, GatewayConfig } from '../config/schema.js'
 import { ConfigError } from '../config/problems.js'
-import { loadKeyMaterial, type KeyMaterial } from './material.js'
+import { keyMismatch, loadKeyMaterial, type KeyMaterial } from './material.js'
 import { createRemoteIssuer, type RemoteIssuer, type RemoteIssuerOptions } from './jwks-source.js'
 
 export interface VerifyKey {
   kid: string
   alg: Algorithm
-  /** Verifies the signature of the compact token; throws fast-jwt's TokenError. */
-  verifySignature: (token: string) => void
+  /**
+   * Whether `signature` (the token's third segment) signs `input` (the
+   * token up to its last dot) with this key and `alg`. May throw fast-jwt's
+   * TokenError FAST_JWT_VERIFY_ERROR for bytes node:crypto refuses.
+   */
+  verifySignature: (input: string, signature: string) => boolean
 }
 
 /** Keys of one issuer, with the audience its tokens must name. */
@@ -48,13 +52,21 @@ export interface KeyTable {
   signing: KeyMaterial | undefined
 }
 
-/** A verifier of `alg` with `key`, built eagerly. */
+/**
+ * A verifier of `alg` with `key`; throws when the key cannot serve `alg`.
+ *
+ * The signature is checked by fast-jwt's own primitive, the function its
+ * createVerifier ends in, on the parts the pipeline has already decoded
+ * (more strictly than fast-jwt does: see decode-token.ts). Its verifier
+ * would decode the token a second time and run claim checks the pipeline
+ * does itself with its own clock; on a verified-token cache miss that was
+ * about half of the verification's cost (bench/README.md).
+ */
 export function createVerifyKey (kid: string, alg: Algorithm, key: KeyObject): VerifyKey {
-  const material = key.type === 'secret' ? key.export() : key.export({ type: 'spki', format: 'pem' })
-  // Claims (exp, nbf, iss, aud, ...) are checked by the pipeline with its own
-  // clock; fast-jwt checks only that this key signed the token with `alg`.
-  const verify = createVerifier({ key: material, algorithms: [alg], ignoreExpiration: true, ignoreNotBefore: true, cache: false })
-  return { kid, alg, verifySignature: (token) => { verify(token) } }
+  const mismatch = alg.startsWith('HS') ? (key.type === 'secret' ? undefined : `${alg} needs a secret`) : keyMismatch(alg, key)
+  if (mismatch !== undefined) throw new TypeError(`key ${kid}: ${mismatch}`)
+  const { verifySignature } = fastJwtCrypto
+  return { kid, alg, verifySignature: (input, signature) => verifySignature(alg, key, input, signature) }
 }
 
 /** Builds a fixed set of keys into lookup maps. */

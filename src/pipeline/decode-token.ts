@@ -13,6 +13,8 @@ export interface DecodedToken {
   /** Shared by every token with the same header text: never modified. */
   header: Readonly<Record<string, unknown>>
   payload: Record<string, unknown>
+  /** The third segment, canonical base64url, not empty. */
+  signature: string
 }
 
 /** Header parameters that change how the JWS is processed; we support none. */
@@ -40,7 +42,7 @@ export function decodeToken (token: string, maxBytes: number): DecodedToken {
   const signature = token.slice(second + 1)
   if (signature.length === 0) throw gatewayError('JOTGATE_TOKEN_SIGNATURE', { reason: 'signature-empty' })
   if (!isCanonical(signature)) throw gatewayError('JOTGATE_TOKEN_MALFORMED', { reason: 'signature-encoding' })
-  return { header, payload }
+  return { header, payload, signature }
 }
 
 /**

@@ -1,0 +1,112 @@
+import t from 'tap'
+import { constants, createPublicKey, createSecretKey, generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto'
+import { createSigner } from 'fast-jwt'
+import { createVerifyKey } from '../../../src/keys/key-table.js'
+import type { Algorithm } from '../../../src/config/schema.js'
+
+// createVerifyKey checks signatures with fast-jwt's internal verifySignature
+// (fast-jwt/src/crypto.js), which fast-jwt does not export as API. These
+// cases pin what jotgate relies on, for every algorithm the config accepts:
+// true for the key's own signature, false for anything else, and a
+// FAST_JWT_VERIFY_ERROR for bytes node:crypto refuses.
+
+// fast-jwt's signer takes a private key as PEM text.
+interface Case { alg: Algorithm, signKey: string | Buffer, verifyKey: KeyObject, otherSignKey: string | Buffer }
+
+function pair (type: 'rsa' | 'rsa-pss' | 'ec' | 'ed25519', options: object = {}): { signKey: KeyObject, verifyKey: KeyObject } {
+  const { privateKey, publicKey } = generateKeyPairSync(type as 'rsa', { modulusLength: 2048, ...options })
+  return { signKey: privateKey, verifyKey: publicKey }
+}
+
+function secretCase (alg: Algorithm, bytes: number): Case {
+  const secret = randomBytes(bytes)
+  return { alg, signKey: secret, verifyKey: createSecretKey(secret), otherSignKey: randomBytes(bytes) }
+}
+
+function pairCase (alg: Algorithm, make: () => { signKey: KeyObject, verifyKey: KeyObject }): Case {
+  const pem = (key: KeyObject) => key.export({ type: 'pkcs8', format: 'pem' }) as string
+  const one = make()
+  return { alg, signKey: pem(one.signKey), verifyKey: one.verifyKey, otherSignKey: pem(make().signKey) }
+}
+
+const rsa = () => pair('rsa')
+const cases: Case[] = [
+  secretCase('HS256', 32),
+  secretCase('HS384', 48),
+  secretCase('HS512', 64),
+  pairCase('RS256', rsa),
+  pairCase('RS384', rsa),
+  pairCase('RS512', rsa),
+  pairCase('PS256', rsa),
+  pairCase('PS384', rsa),
+  pairCase('PS512', rsa),
+  pairCase('ES256', () => pair('ec', { namedCurve: 'P-256' })),
+  pairCase('ES384', () => pair('ec', { namedCurve: 'P-384' })),
+  pairCase('ES512', () => pair('ec', { namedCurve: 'P-521' })),
+  pairCase('EdDSA', () => pair('ed25519'))
+]
+
+function split (token: string): [string, string] {
+  const dot = token.lastIndexOf('.')
+  return [token.slice(0, dot), token.slice(dot + 1)]
+}
+
+for (const c of cases) {
+  t.test(c.alg, async (t) => {
+    const signer = createSigner({ key: c.signKey, algorithm: c.alg, kid: 'k1' })
+    const key = createVerifyKey('k1', c.alg, c.verifyKey)
+    t.match(key, { kid: 'k1', alg: c.alg })
+    const [input, signature] = split(signer({ sub: 'alice', exp: 2_000_000_000 }))
+    t.equal(key.verifySignature(input, signature), true, 'its own signature verifies')
+
+    const [otherInput] = split(signer({ sub: 'mallory', exp: 2_000_000_000 }))
+    t.equal(key.verifySignature(otherInput, signature), false, 'the signature of other claims does not')
+    const [, foreign] = split(createSigner({ key: c.otherSignKey, algorithm: c.alg })({ sub: 'alice', exp: 2_000_000_000 }))
+    // A foreign key's signature over different header text: check it against
+    // our input, which it does not sign.
+    t.equal(key.verifySignature(input, foreign), false, 'another key\'s signature does not')
+    const flipped = Buffer.from(signature, 'base64url')
+    flipped[flipped.length - 1]! ^= 1
+    const result = (() => {
+      try {
+        return key.verifySignature(input, flipped.toString('base64url'))
+      } catch (err) {
+        return (err as { code?: string }).code
+      }
+    })()
+    // EdDSA and P-521 signatures can leave the last bit's change to an
+    // out-of-range value that node:crypto refuses outright.
+    t.ok(result === false || result === 'FAST_JWT_VERIFY_ERROR', `one flipped bit is refused (${String(result)})`)
+  })
+}
+
+t.test('an RSA-PSS key (which fast-jwt cannot sign with) verifies PS256', async (t) => {
+  const { signKey, verifyKey } = pair('rsa-pss')
+  const key = createVerifyKey('k1', 'PS256', verifyKey)
+  const input = 'eyJhbGciOiJQUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9'
+  const signature = sign('sha256', Buffer.from(input), { key: signKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 })
+  t.equal(key.verifySignature(input, signature.toString('base64url')), true)
+  t.equal(key.verifySignature(`${input}x`, signature.toString('base64url')), false)
+})
+
+t.test('an ECDSA signature of the wrong length is a verify error, not a crash', async (t) => {
+  const { signKey, verifyKey } = pair('ec', { namedCurve: 'P-256' })
+  const key = createVerifyKey('k1', 'ES256', verifyKey)
+  const input = 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9'
+  const der = sign('sha256', Buffer.from(input), signKey)
+  t.equal(key.verifySignature(input, sign('sha256', Buffer.from(input), { key: signKey, dsaEncoding: 'ieee-p1363' }).toString('base64url')), true, 'P1363 (the JWS form) verifies')
+  t.throws(() => key.verifySignature(input, der.toString('base64url')), { code: 'FAST_JWT_VERIFY_ERROR' }, 'DER (longer) is refused by fast-jwt')
+  t.throws(() => key.verifySignature(input, 'AAAA'), { code: 'FAST_JWT_VERIFY_ERROR' })
+})
+
+t.test('a key that cannot serve its algorithm is refused when the key is built', async (t) => {
+  const secret = createSecretKey(randomBytes(32))
+  const { verifyKey: rsaKey } = rsa()
+  const { verifyKey: ecKey } = pair('ec', { namedCurve: 'P-256' })
+  t.throws(() => createVerifyKey('k', 'HS256', rsaKey), /HS256 needs a secret/, 'an RSA public key as an HMAC secret')
+  t.throws(() => createVerifyKey('k', 'RS256', secret), TypeError)
+  t.throws(() => createVerifyKey('k', 'ES256', rsaKey), /needs an EC key/)
+  t.throws(() => createVerifyKey('k', 'ES384', ecKey), /needs secp384r1/)
+  t.throws(() => createVerifyKey('k', 'EdDSA', ecKey), /needs an Ed25519 key/)
+  t.throws(() => createVerifyKey('k', 'RS256', createPublicKey(pair('rsa', { modulusLength: 1024 }).signKey)), /at least 2048 bits/)
+})
