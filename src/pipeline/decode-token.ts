@@ -84,7 +84,7 @@ function decodeSegment (segment: string, part: string): Record<string, unknown> 
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw gatewayError('JOTGATE_TOKEN_MALFORMED', { reason: `${part}-not-object` })
   }
-  if (hasDuplicateName(text)) throw gatewayError('JOTGATE_TOKEN_MALFORMED', { reason: 'duplicate-key' })
+  if (countNames(text) !== countMembers(value)) throw gatewayError('JOTGATE_TOKEN_MALFORMED', { reason: 'duplicate-key' })
   return value as Record<string, unknown>
 }
 
@@ -97,41 +97,66 @@ const BACKSLASH = 0x5c
  * the first: the gateway and a library behind it would read different
  * claims. RFC 7515 section 4 and RFC 7519 section 4 let a parser refuse
  * duplicates; I-JSON (RFC 7493 section 2.3) forbids them at any depth.
- * Names are compared unescaped (`"s\u0075b"` is `sub`). One pass, linear
- * in the text.
+ * Names are compared unescaped (`"s\u0075b"` is `sub`).
+ *
+ * How: JSON.parse gives each object one member per distinct name, so the
+ * text names more members than the parsed value holds exactly when some
+ * object repeats a name. Both counts are linear and allocate nothing per
+ * member (a Set of names per object cost as much as the parse itself).
  */
 export function hasDuplicateName (json: string): boolean {
-  // Per open object or array: the names seen so far (null for an array).
-  const open: Array<Set<string> | null> = []
+  return countNames(json) !== countMembers(JSON.parse(json))
+}
+
+/** Member names written in `json` (valid JSON text), at any depth. */
+function countNames (json: string): number {
+  // Per open container: true for an object, false for an array.
+  const inObject: boolean[] = []
   let expectName = false
+  let names = 0
   for (let i = 0; i < json.length; i++) {
     const c = json.charCodeAt(i)
     if (c === QUOTE) {
-      let end = i + 1
-      let escaped = false
-      for (; end < json.length && json.charCodeAt(end) !== QUOTE; end++) {
-        if (json.charCodeAt(end) === BACKSLASH) { escaped = true; end++ }
-      }
       if (expectName) {
-        const name = escaped ? JSON.parse(json.slice(i, end + 1)) as string : json.slice(i + 1, end)
-        const names = open[open.length - 1]!
-        if (names.has(name)) return true
-        names.add(name)
+        names++
         expectName = false
       }
-      i = end
+      // Skip to the closing quote; a backslash escapes the next character.
+      for (i++; i < json.length && json.charCodeAt(i) !== QUOTE; i++) {
+        if (json.charCodeAt(i) === BACKSLASH) i++
+      }
     } else if (c === 0x7b) { // {
-      open.push(new Set())
+      inObject.push(true)
       expectName = true
     } else if (c === 0x5b) { // [
-      open.push(null)
+      inObject.push(false)
     } else if (c === 0x7d || c === 0x5d) { // } ]
-      open.pop()
+      inObject.pop()
     } else if (c === 0x2c) { // ,
-      expectName = open[open.length - 1] !== null
+      expectName = inObject[inObject.length - 1] === true
     }
   }
-  return false
+  return names
+}
+
+/** Own members of every object in a JSON.parse result, at any depth (iterative: nesting is unbounded). */
+function countMembers (value: unknown): number {
+  let members = 0
+  const pending: unknown[] = [value]
+  while (pending.length > 0) {
+    const v = pending.pop()
+    if (Array.isArray(v)) {
+      for (const item of v) if (item !== null && typeof item === 'object') pending.push(item)
+    } else if (v !== null && typeof v === 'object') {
+      // JSON.parse makes only own, enumerable members (`__proto__` included).
+      for (const name in v) {
+        members++
+        const item = (v as Record<string, unknown>)[name]
+        if (item !== null && typeof item === 'object') pending.push(item)
+      }
+    }
+  }
+  return members
 }
 
 /**
