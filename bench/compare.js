@@ -10,7 +10,8 @@
  * Flags after a ROOT: `quiet` (log.requests: false), `nocache`
  * (tokens.cacheSize: 0). Options: --rounds N (5), --duration S (4),
  * --distinct N (0: one token repeated; else N distinct tokens, cache
- * emptied before each run as in run.js). Each run: a reload (empty
+ * emptied before each run as in run.js), --alg A (HS256; RS256, ES256 or
+ * EdDSA: the tokens' algorithm). Each run: a reload (empty
  * verified-token cache), 1 s warm-up, the measured window. Printed per
  * round: req/s and CPU µs per request (process/main thread), minor GC
  * time per request and scavenge count; at the end, medians and two
@@ -27,9 +28,9 @@ import { gatewayConfig, generateKeys, signTokens } from './tokens.js'
 
 const { values: opts, positionals: roots } = parseArgs({
   allowPositionals: true,
-  options: { rounds: { type: 'string', default: '5' }, duration: { type: 'string', default: '4' }, distinct: { type: 'string', default: '0' } }
+  options: { rounds: { type: 'string', default: '5' }, duration: { type: 'string', default: '4' }, distinct: { type: 'string', default: '0' }, alg: { type: 'string', default: 'HS256' } }
 })
-const settings = { ...commonSettings(), rounds: Number(opts.rounds), duration: Number(opts.duration), distinct: Number(opts.distinct) }
+const settings = { ...commonSettings(), rounds: Number(opts.rounds), duration: Number(opts.duration), distinct: Number(opts.distinct), alg: /** @type {import('./tokens.js').Alg} */ (opts.alg) }
 const log = (/** @type {string} */ line) => process.stdout.write(`${line}\n`)
 
 /**
@@ -57,15 +58,17 @@ const median = (xs) => {
 }
 
 async function main () {
-  if (roots.length === 0) throw new Error('usage: node bench/compare.js [--rounds N] [--duration S] [--distinct N] ROOT[:quiet][:nocache] ...')
+  if (roots.length === 0) throw new Error('usage: node bench/compare.js [--rounds N] [--duration S] [--distinct N] [--alg A] ROOT[:quiet][:nocache] ...')
   const dir = mkdtempSync(join(tmpdir(), 'jotgate-compare-'))
   const keyPrefix = `jotgate-compare:${process.pid}:${Date.now()}:`
   /** @type {import('./servers.js').ServerHandle[]} */
   const started = []
   try {
     const keys = generateKeys(dir)
-    const [one] = await signTokens(keys.HS256, 1, 'compare')
-    const tokens = settings.distinct > 0 ? (await signTokens(keys.HS256, settings.distinct, 'compare-distinct')).map((t) => t.token) : [/** @type {{ token: string }} */ (one).token]
+    const key = keys[settings.alg]
+    if (key === undefined) throw new Error(`--alg: one of ${Object.keys(keys).join(', ')}`)
+    const [one] = await signTokens(key, 1, 'compare')
+    const tokens = settings.distinct > 0 ? (await signTokens(key, settings.distinct, 'compare-distinct')).map((t) => t.token) : [/** @type {{ token: string }} */ (one).token]
     const env = { ...process.env }
     delete env.LOG_LEVEL
     const upstream = await spawnServer('upstream', ['upstream'], { env })

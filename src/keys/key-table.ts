@@ -4,7 +4,7 @@
  * it is checked (RFC 8725 section 3.1). Lookups on the hot path are Map
  * reads.
  */
-import type { KeyObject } from 'node:crypto'
+import { constants, verify, type KeyObject, type VerifyKeyObjectInput } from 'node:crypto'
 import fastJwtCrypto from 'fast-jwt/src/crypto.js'
 import type { Algorithm, GatewayConfig } from '../config/schema.js'
 import { ConfigError } from '../config/problems.js'
@@ -16,10 +16,11 @@ export interface VerifyKey {
   alg: Algorithm
   /**
    * Whether `signature` (the token's third segment) signs `input` (the
-   * token up to its last dot) with this key and `alg`. May throw fast-jwt's
-   * TokenError FAST_JWT_VERIFY_ERROR for bytes node:crypto refuses.
+   * token up to its last dot) with this key and `alg`: at once for an HMAC,
+   * as a promise for a public key (checked on libuv's thread pool). Throws
+   * or rejects for bytes node:crypto refuses.
    */
-  verifySignature: (input: string, signature: string) => boolean
+  verifySignature: (input: string, signature: string) => boolean | Promise<boolean>
 }
 
 /** Keys of one issuer, with the audience its tokens must name. */
@@ -55,18 +56,43 @@ export interface KeyTable {
 /**
  * A verifier of `alg` with `key`; throws when the key cannot serve `alg`.
  *
- * The signature is checked by fast-jwt's own primitive, the function its
- * createVerifier ends in, on the parts the pipeline has already decoded
- * (more strictly than fast-jwt does: see decode-token.ts). Its verifier
- * would decode the token a second time and run claim checks the pipeline
- * does itself with its own clock; on a verified-token cache miss that was
- * about half of the verification's cost (bench/README.md).
+ * HMAC: fast-jwt's own signature primitive (the function its
+ * createVerifier ends in), on the parts the pipeline has already decoded,
+ * more strictly than fast-jwt does (decode-token.ts). Its verifier would
+ * decode the token a second time and run claim checks the pipeline does
+ * itself with its own clock: on a verified-token cache miss that was about
+ * half of the verification's cost.
+ *
+ * Public keys: node:crypto's verify with a callback, which runs the check
+ * on libuv's thread pool. An RSA, ECDSA or Ed25519 check costs 5 to 25
+ * times an HMAC; on the main thread it held up every other request for
+ * that long, off it the gateway's other cores do it (fast-jwt verifies
+ * only synchronously). The JWS forms map to node's as RFC 7518 defines
+ * them: ES* signatures are R || S (ieee-p1363), PS* use PSS with a salt
+ * as long as the hash.
  */
 export function createVerifyKey (kid: string, alg: Algorithm, key: KeyObject): VerifyKey {
-  const mismatch = alg.startsWith('HS') ? (key.type === 'secret' ? undefined : `${alg} needs a secret`) : keyMismatch(alg, key)
+  if (alg.startsWith('HS')) {
+    if (key.type !== 'secret') throw new TypeError(`key ${kid}: ${alg} needs a secret`)
+    const { verifySignature } = fastJwtCrypto
+    return { kid, alg, verifySignature: (input, signature) => verifySignature(alg, key, input, signature) }
+  }
+  const mismatch = keyMismatch(alg, key)
   if (mismatch !== undefined) throw new TypeError(`key ${kid}: ${mismatch}`)
-  const { verifySignature } = fastJwtCrypto
-  return { kid, alg, verifySignature: (input, signature) => verifySignature(alg, key, input, signature) }
+  const hash = alg === 'EdDSA' ? null : `sha${alg.slice(2)}`
+  const keyInput: KeyObject | VerifyKeyObjectInput = alg.startsWith('ES')
+    ? { key, dsaEncoding: 'ieee-p1363' }
+    : alg.startsWith('PS') ? { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: constants.RSA_PSS_SALTLEN_DIGEST } : key
+  return {
+    kid,
+    alg,
+    verifySignature: (input, signature) => new Promise((resolve, reject) => {
+      verify(hash, Buffer.from(input), keyInput, Buffer.from(signature, 'base64url'), (err, valid) => {
+        if (err === null) resolve(valid)
+        else reject(err)
+      })
+    })
+  }
 }
 
 /** Builds a fixed set of keys into lookup maps. */

@@ -41,6 +41,9 @@ export function createTokenVerifier (options: TokenVerifierOptions): TokenVerifi
   const now = options.now ?? Date.now
   const cache = options.cacheSize > 0 ? new LruMap<CacheEntry>(options.cacheSize) : undefined
 
+  // Tokens whose signature is being checked off the main thread.
+  const inFlight = new Map<string, Promise<VerifiedToken>>()
+
   return function verifyToken (token) {
     const cached = cache?.get(token)
     // An entry lives until exp + tolerance, the moment the token would fail
@@ -48,6 +51,8 @@ export function createTokenVerifier (options: TokenVerifierOptions): TokenVerifi
     // key removed from a JWKS (or gone stale) stops its tokens at once.
     if (cached !== undefined && now() / 1000 < cached.verified.exp + clockTolerance &&
       cached.issuer.byKid(cached.key.kid, cached.key.alg) === cached.key) return cached.verified
+    const checking = inFlight.get(token)
+    if (checking !== undefined) return checking
     const { header, payload, signature } = decodeToken(token, maxTokenBytes)
     for (const claim of STRING_CLAIMS) {
       if (payload[claim] !== undefined && typeof payload[claim] !== 'string') {
@@ -60,30 +65,43 @@ export function createTokenVerifier (options: TokenVerifierOptions): TokenVerifi
     const alg = header.alg as string
     const kid = header.kid as string | undefined
     const key = selectKey(issuer, kid, alg)
-    const finish = (k: VerifyKey): VerifiedToken => {
-      const verified = check(token, signature, k, alg, payload, issuer)
-      cache?.set(token, { verified, issuer, key: k })
-      return verified
+    const finish = (k: VerifyKey): VerifiedToken | Promise<VerifiedToken> => {
+      if (alg !== k.alg) throw gatewayError('JOTGATE_TOKEN_ALGORITHM', { reason: 'alg-mismatch' })
+      const accept = (valid: boolean): VerifiedToken => {
+        if (!valid) throw gatewayError('JOTGATE_TOKEN_SIGNATURE', { reason: 'signature' })
+        const verified = checkClaims(k, payload, issuer)
+        cache?.set(token, { verified, issuer, key: k })
+        return verified
+      }
+      const valid = checkSignature(token, signature, k)
+      if (!(valid instanceof Promise)) return accept(valid)
+      // Checked off the main thread: requests carrying the same new token
+      // meanwhile wait for this one check instead of starting their own.
+      const pending = valid.then(accept).finally(() => { inFlight.delete(token) })
+      inFlight.set(token, pending)
+      return pending
     }
     const refresh = issuer.refresh
     if (kid === undefined && refresh !== undefined) {
       // A token without kid names no key, so a provider that replaced its
       // only key of this alg shows up as no key or a bad signature: one
       // rate-limited refetch decides, and only a different key is tried.
-      let failed: unknown
-      if (key !== undefined) {
-        try {
-          return finish(key)
-        } catch (err) {
-          if (!isGatewayError(err) || err.code !== 'JOTGATE_TOKEN_SIGNATURE') throw err
-          failed = err
-        }
-      }
-      return refresh(undefined, alg).then(() => {
+      const retry = (failed: unknown): Promise<VerifiedToken> => refresh(undefined, alg).then(() => {
         const k = selectKey(issuer, undefined, alg)
         if (k === undefined || k === key) throw failed ?? gatewayError('JOTGATE_TOKEN_KEY_UNKNOWN', { reason: 'kid-missing' })
         return finish(k)
       })
+      if (key === undefined) return retry(undefined)
+      const onFailure = (err: unknown): Promise<VerifiedToken> => {
+        if (!isGatewayError(err) || err.code !== 'JOTGATE_TOKEN_SIGNATURE') throw err
+        return retry(err)
+      }
+      try {
+        const result = finish(key)
+        return result instanceof Promise ? result.catch(onFailure) : result
+      } catch (err) {
+        return onFailure(err)
+      }
     }
     if (key !== undefined) return finish(key)
     if (kid !== undefined && refresh !== undefined) {
@@ -96,21 +114,19 @@ export function createTokenVerifier (options: TokenVerifierOptions): TokenVerifi
     throw gatewayError('JOTGATE_TOKEN_KEY_UNKNOWN', { reason: kid === undefined ? 'kid-missing' : 'kid-unknown' })
   }
 
-  function check (token: string, signature: string, key: VerifyKey, alg: string, payload: Record<string, unknown>, issuer: IssuerKeys): VerifiedToken {
-    // The header's alg must be the key's, case included: a key is never used
-    // with another algorithm (HS256 with an RSA public key as the secret...).
-    if (alg !== key.alg) throw gatewayError('JOTGATE_TOKEN_ALGORITHM', { reason: 'alg-mismatch' })
-    let valid: boolean
+  /** Whether the key signed the token (a promise when the check runs on libuv's thread pool). */
+  function checkSignature (token: string, signature: string, key: VerifyKey): boolean | Promise<boolean> {
+    const input = token.slice(0, token.length - signature.length - 1)
+    let valid: boolean | Promise<boolean>
     try {
-      valid = key.verifySignature(token.slice(0, token.length - signature.length - 1), signature)
+      valid = key.verifySignature(input, signature)
     } catch (cause) {
-      // FAST_JWT_VERIFY_ERROR: node:crypto threw on the signature bytes (an
-      // ECDSA signature of the wrong length, say); the token is well formed
-      // and its signature simply does not verify with this key.
-      if ((cause as { code?: string }).code === 'FAST_JWT_VERIFY_ERROR') throw gatewayError('JOTGATE_TOKEN_SIGNATURE', { reason: 'signature', cause })
-      throw gatewayError('JOTGATE_TOKEN_MALFORMED', { reason: 'verifier', cause })
+      throw signatureFailure(cause)
     }
-    if (!valid) throw gatewayError('JOTGATE_TOKEN_SIGNATURE', { reason: 'signature' })
+    return valid instanceof Promise ? valid.catch((cause: unknown) => { throw signatureFailure(cause) }) : valid
+  }
+
+  function checkClaims (key: VerifyKey, payload: Record<string, unknown>, issuer: IssuerKeys): VerifiedToken {
     const t = now() / 1000
     const exp = timeClaim(payload, 'exp')
     const nbf = timeClaim(payload, 'nbf')
@@ -125,6 +141,15 @@ export function createTokenVerifier (options: TokenVerifierOptions): TokenVerifi
     }
     return { claims: payload, iss: issuer.issuer, kid: key.kid, exp, mapped: undefined }
   }
+}
+
+/**
+ * A signature check that threw: node:crypto refused the bytes (an ECDSA
+ * signature of the wrong length, say). The token is well formed and its
+ * signature simply does not verify with this key.
+ */
+function signatureFailure (cause: unknown): Error {
+  return gatewayError('JOTGATE_TOKEN_SIGNATURE', { reason: 'signature', cause })
 }
 
 function selectKey (issuer: IssuerKeys, kid: string | undefined, alg: string): VerifyKey | undefined {

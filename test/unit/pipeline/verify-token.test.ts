@@ -1,0 +1,73 @@
+import t from 'tap'
+import { createPublicKey, createSecretKey, type KeyObject } from 'node:crypto'
+import { isGatewayError } from '../../../src/errors.js'
+import { createTokenVerifier } from '../../../src/pipeline/verify-token.js'
+import { createStaticIssuer, createVerifyKey, type KeyTable, type VerifyKey } from '../../../src/keys/key-table.js'
+import { AUDIENCE, ISSUER, KEYS, claims, mint, tamper } from '../../helpers/zoo.js'
+
+/** A real key whose signature checks are counted. */
+function counted (key: VerifyKey): VerifyKey & { checks: number } {
+  const out = { ...key, checks: 0 }
+  out.verifySignature = (input, signature) => {
+    out.checks++
+    return key.verifySignature(input, signature)
+  }
+  return out
+}
+
+function setup () {
+  const es = counted(createVerifyKey('es256', 'ES256', createPublicKey(KEYS.es256!.signKey as KeyObject)))
+  const hs = counted(createVerifyKey('hs256', 'HS256', createSecretKey(KEYS.hs256!.signKey as Buffer)))
+  const keys: KeyTable = { issuers: new Map([[ISSUER, createStaticIssuer(ISSUER, [AUDIENCE], [es, hs])]]), remotes: [], local: [], signing: undefined }
+  const verify = createTokenVerifier({ keys, clockTolerance: 30, maxLifetime: 86400, maxTokenBytes: 8192, cacheSize: 100 })
+  return { es, hs, verify }
+}
+
+t.test('a public-key signature is checked off the main thread, once for requests that carry the same new token meanwhile', async (t) => {
+  const { es, verify } = setup()
+  const token = mint({ key: KEYS.es256!, payload: claims({ sub: 'alice' }) })
+  const pending = Array.from({ length: 5 }, () => verify(token))
+  for (const p of pending) t.ok(p instanceof Promise, 'a promise while the check runs')
+  t.equal(es.checks, 1, 'one check for five requests')
+  const results = await Promise.all(pending)
+  t.equal(new Set(results).size, 1, 'all get the same verified token')
+  t.equal(results[0]!.claims.sub, 'alice')
+  const again = verify(token)
+  t.notOk(again instanceof Promise, 'then a cache hit answers at once')
+  t.equal(again, results[0])
+  t.equal(es.checks, 1)
+})
+
+t.test('a forged token in flight refuses every request that shares it, and is checked again later', async (t) => {
+  const { es, verify } = setup()
+  const forged = tamper(mint({ key: KEYS.es256!, payload: claims({ sub: 'alice' }) }))
+  const codes = await Promise.all(Array.from({ length: 3 }, async () => {
+    try {
+      await verify(forged)
+      return 'accepted'
+    } catch (err) {
+      return isGatewayError(err) ? err.code : String(err)
+    }
+  }))
+  t.same(codes, ['JOTGATE_TOKEN_SIGNATURE', 'JOTGATE_TOKEN_SIGNATURE', 'JOTGATE_TOKEN_SIGNATURE'])
+  t.equal(es.checks, 1)
+  await t.rejects(Promise.resolve().then(() => verify(forged)), { code: 'JOTGATE_TOKEN_SIGNATURE' }, 'a refusal is not remembered')
+  t.equal(es.checks, 2, 'checked again')
+})
+
+t.test('claims are checked after the signature: an expired token with a bad signature is a signature refusal', async (t) => {
+  const { verify } = setup()
+  const expired = tamper(mint({ key: KEYS.es256!, payload: claims({ exp: 1_000_000, iat: 999_000 }) }))
+  await t.rejects(Promise.resolve().then(() => verify(expired)), { code: 'JOTGATE_TOKEN_SIGNATURE' })
+  const honest = mint({ key: KEYS.es256!, payload: claims({ exp: 1_000_000, iat: 999_000 }) })
+  await t.rejects(Promise.resolve().then(() => verify(honest)), { code: 'JOTGATE_TOKEN_EXPIRED' })
+})
+
+t.test('an HMAC is checked at once', async (t) => {
+  const { hs, verify } = setup()
+  const token = mint({ key: KEYS.hs256!, payload: claims({ sub: 'bob' }) })
+  const result = verify(token)
+  t.notOk(result instanceof Promise)
+  t.equal(hs.checks, 1)
+  t.throws(() => verify(tamper(token)), { code: 'JOTGATE_TOKEN_SIGNATURE' })
+})
