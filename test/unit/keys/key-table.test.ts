@@ -1,7 +1,7 @@
 import t from 'tap'
 import { constants, createPublicKey, createSecretKey, generateKeyPairSync, randomBytes, sign, type KeyObject } from 'node:crypto'
 import { createSigner } from 'fast-jwt'
-import { createVerifyKey } from '../../../src/keys/key-table.js'
+import { POOL_CHECKS, createVerifyKey } from '../../../src/keys/key-table.js'
 import type { Algorithm } from '../../../src/config/schema.js'
 
 // createVerifyKey checks HMACs with fast-jwt's internal verifySignature
@@ -104,4 +104,19 @@ t.test('a key that cannot serve its algorithm is refused when the key is built',
   t.throws(() => createVerifyKey('k', 'ES384', ecKey), /needs secp384r1/)
   t.throws(() => createVerifyKey('k', 'EdDSA', ecKey), /needs an Ed25519 key/)
   t.throws(() => createVerifyKey('k', 'RS256', createPublicKey(pair('rsa', { modulusLength: 1024 }).signKey)), /at least 2048 bits/)
+})
+
+t.test('past POOL_CHECKS checks at once, public-key checks run on the main thread', async (t) => {
+  const { signKey, verifyKey } = pair('ec', { namedCurve: 'P-256' })
+  const key = createVerifyKey('k1', 'ES256', verifyKey)
+  const input = 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9'
+  const signature = sign('sha256', Buffer.from(input), { key: signKey, dsaEncoding: 'ieee-p1363' }).toString('base64url')
+  t.equal(POOL_CHECKS, 16 * (Number(process.env.UV_THREADPOOL_SIZE) || 4))
+  const results = Array.from({ length: POOL_CHECKS + 10 }, () => key.verifySignature(input, signature))
+  t.equal(results.filter((r) => r instanceof Promise).length, POOL_CHECKS, 'the first POOL_CHECKS go to the pool')
+  t.same(results.slice(POOL_CHECKS), Array(10).fill(true), 'the rest answer at once, verified')
+  t.same(await Promise.all(results), Array(POOL_CHECKS + 10).fill(true))
+  const again = key.verifySignature(`${input}x`, signature)
+  t.ok(again instanceof Promise, 'the pool takes checks again once they finished')
+  t.equal(await again, false)
 })
