@@ -2,14 +2,16 @@
  * `npm run bench -- --soak` (or `node bench/soak.js` after a build): the
  * memory half of the performance issue. jotgate (real Redis, revocation
  * replica on, the default 10,000-entry verified-token cache) serves a ring
- * of more distinct HS256 tokens than its cache holds, so the cache fills
+ * of more distinct tokens (HS256 unless BENCH_SOAK_ALG names RS256, ES256
+ * or EdDSA, whose checks run on the thread pool) than its cache holds, so the cache fills
  * and evicts all the time, while one token per second is revoked through
  * the admin listener (the replica grows with live revocations, as it should).
  * Its RSS is sampled every few seconds; the summary compares the first
  * minute after warm-up with the last one.
  *
  * Settings (environment): BENCH_SOAK seconds (300), BENCH_SOAK_TOKENS
- * (30000), BENCH_CONNECTIONS (50), REDIS_URL (redis://127.0.0.1:6379).
+ * (30000), BENCH_SOAK_ALG (HS256), BENCH_CONNECTIONS (50), REDIS_URL
+ * (redis://127.0.0.1:6379).
  * Writes bench/soak-results.json.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
@@ -26,6 +28,7 @@ const settings = {
   seconds: envNumber('BENCH_SOAK', 300),
   tokens: envNumber('BENCH_SOAK_TOKENS', 30_000),
   connections,
+  alg: /** @type {import('./tokens.js').Alg} */ (env.BENCH_SOAK_ALG ?? 'HS256'),
   warmupSeconds: 20,
   sampleMs: 5000,
   redisUrl
@@ -49,9 +52,11 @@ export async function soak () {
   const keyPrefix = `jotgate-soak:${process.pid}:${Date.now()}:`
   try {
     const keys = generateKeys(dir)
-    log(`soak: signing ${settings.tokens} HS256 tokens (cache: 10,000 entries)...`)
-    const tokens = (await signTokens(keys.HS256, settings.tokens, 'soak')).map((t) => t.token)
-    const revocable = await signTokens(keys.HS256, settings.seconds + settings.warmupSeconds + 10, 'soak-revoked')
+    const key = keys[settings.alg]
+    if (key === undefined) throw new Error(`BENCH_SOAK_ALG: one of ${Object.keys(keys).join(', ')}`)
+    log(`soak: signing ${settings.tokens} ${settings.alg} tokens (cache: 10,000 entries)...`)
+    const tokens = (await signTokens(key, settings.tokens, 'soak')).map((t) => t.token)
+    const revocable = await signTokens(key, settings.seconds + settings.warmupSeconds + 10, 'soak-revoked')
     const upstream = await spawnServer('upstream', ['upstream'], { env: childEnv })
     started.push(upstream)
     const file = join(dir, 'gateway.json')
