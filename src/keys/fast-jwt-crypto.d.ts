@@ -1,9 +1,9 @@
 /**
  * fast-jwt's signature primitive (src/crypto.js of fast-jwt 6), the one its
- * own verifier calls once it has decoded a token. fast-jwt ships no types
- * for it; this is the part jotgate uses. test/unit/keys/key-table.test.ts
- * pins its behaviour for every algorithm, so an upgrade that changes it
- * fails there, not in production.
+ * own verifier calls once it has decoded a token; jotgate checks HMACs
+ * with it. fast-jwt ships no types for it; this is the part jotgate uses.
+ * test/unit/keys/key-table.test.ts pins its behaviour for HS256, HS384 and
+ * HS512, so an upgrade that changes it fails there, not in production.
  */
 declare module 'fast-jwt/src/crypto.js' {
   import type { KeyObject } from 'node:crypto'

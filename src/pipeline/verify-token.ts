@@ -41,7 +41,9 @@ export function createTokenVerifier (options: TokenVerifierOptions): TokenVerifi
   const now = options.now ?? Date.now
   const cache = options.cacheSize > 0 ? new LruMap<CacheEntry>(options.cacheSize) : undefined
 
-  // Tokens whose signature is being checked off the main thread.
+  // Tokens being verified off the main thread (a public-key signature on
+  // the thread pool, a key refetch): requests carrying the same token
+  // meanwhile wait for that one verification instead of starting their own.
   const inFlight = new Map<string, Promise<VerifiedToken>>()
 
   return function verifyToken (token) {
@@ -53,6 +55,14 @@ export function createTokenVerifier (options: TokenVerifierOptions): TokenVerifi
       cached.issuer.byKid(cached.key.kid, cached.key.alg) === cached.key) return cached.verified
     const checking = inFlight.get(token)
     if (checking !== undefined) return checking
+    const result = verifyUncached(token)
+    if (!(result instanceof Promise)) return result
+    const pending = result.finally(() => { inFlight.delete(token) })
+    inFlight.set(token, pending)
+    return pending
+  }
+
+  function verifyUncached (token: string): VerifiedToken | Promise<VerifiedToken> {
     const { header, payload, signature } = decodeToken(token, maxTokenBytes)
     for (const claim of STRING_CLAIMS) {
       if (payload[claim] !== undefined && typeof payload[claim] !== 'string') {
@@ -66,7 +76,10 @@ export function createTokenVerifier (options: TokenVerifierOptions): TokenVerifi
     const kid = header.kid as string | undefined
     const key = selectKey(issuer, kid, alg)
     const finish = (k: VerifyKey): VerifiedToken | Promise<VerifiedToken> => {
+      // The header's alg must be the key's, case included: a key is never used
+      // with another algorithm (HS256 with an RSA public key as the secret...).
       if (alg !== k.alg) throw gatewayError('JOTGATE_TOKEN_ALGORITHM', { reason: 'alg-mismatch' })
+      // The signature first: a forged token is a signature refusal, whatever its claims say.
       const accept = (valid: boolean): VerifiedToken => {
         if (!valid) throw gatewayError('JOTGATE_TOKEN_SIGNATURE', { reason: 'signature' })
         const verified = checkClaims(k, payload, issuer)
@@ -74,12 +87,7 @@ export function createTokenVerifier (options: TokenVerifierOptions): TokenVerifi
         return verified
       }
       const valid = checkSignature(token, signature, k)
-      if (!(valid instanceof Promise)) return accept(valid)
-      // Checked off the main thread: requests carrying the same new token
-      // meanwhile wait for this one check instead of starting their own.
-      const pending = valid.then(accept).finally(() => { inFlight.delete(token) })
-      inFlight.set(token, pending)
-      return pending
+      return valid instanceof Promise ? valid.then(accept) : accept(valid)
     }
     const refresh = issuer.refresh
     if (kid === undefined && refresh !== undefined) {

@@ -2,7 +2,7 @@ import t from 'tap'
 import { createPublicKey, createSecretKey, type KeyObject } from 'node:crypto'
 import { isGatewayError } from '../../../src/errors.js'
 import { createTokenVerifier } from '../../../src/pipeline/verify-token.js'
-import { createStaticIssuer, createVerifyKey, type KeyTable, type VerifyKey } from '../../../src/keys/key-table.js'
+import { createStaticIssuer, createVerifyKey, type IssuerKeys, type KeyTable, type VerifyKey } from '../../../src/keys/key-table.js'
 import { AUDIENCE, ISSUER, KEYS, claims, mint, tamper } from '../../helpers/zoo.js'
 
 /** A real key whose signature checks are counted. */
@@ -70,4 +70,27 @@ t.test('an HMAC is checked at once', async (t) => {
   t.notOk(result instanceof Promise)
   t.equal(hs.checks, 1)
   t.throws(() => verify(tamper(token)), { code: 'JOTGATE_TOKEN_SIGNATURE' })
+})
+
+t.test('requests carrying one token of a rotated key wait for one refetch, not one each', async (t) => {
+  // An issuer whose key source learns the token's kid only on a refetch.
+  const es = createVerifyKey('new', 'ES256', createPublicKey(KEYS.es256!.signKey as KeyObject))
+  let known: VerifyKey | undefined
+  let refetches = 0
+  const issuer: IssuerKeys = {
+    ...createStaticIssuer(ISSUER, [AUDIENCE], []),
+    byKid: (kid) => kid === 'new' ? known : undefined,
+    refresh: async (kid) => {
+      refetches++
+      await new Promise((resolve) => setTimeout(resolve, 20))
+      known = es
+      return kid === 'new' ? es : undefined
+    }
+  }
+  const keys: KeyTable = { issuers: new Map([[ISSUER, issuer]]), remotes: [], local: [], signing: undefined }
+  const verify = createTokenVerifier({ keys, clockTolerance: 30, maxLifetime: 86400, maxTokenBytes: 8192, cacheSize: 100 })
+  const token = mint({ key: KEYS.es256!, header: { kid: 'new' }, payload: claims({ sub: 'carol' }) })
+  const results = await Promise.all([verify(token), verify(token), verify(token)])
+  t.equal(refetches, 1)
+  t.same(results.map((r) => r.claims.sub), ['carol', 'carol', 'carol'])
 })
