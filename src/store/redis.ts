@@ -80,6 +80,9 @@ export function createRedisStore (store: GatewayConfig['store']): RedisStore {
     maxRetriesPerRequest: 0,
     // Reconnect quickly so service resumes within seconds of Redis returning.
     retryStrategy: (times) => Math.min(100 * times, 1000),
+    // Named in CLIENT LIST, so that an operator (or a test) sees which
+    // connections are the gateway's and what each is for.
+    connectionName: 'jotgate',
     // Credentials and TLS for Sentinel- and Cluster-managed nodes (a
     // standalone URL carries its own: redis://user:pass@host, rediss://).
     ...(store.username === undefined ? {} : { username: store.username }),
@@ -342,7 +345,7 @@ class NotConfirmedError extends StoreUnavailableError {}
  * most up to date replica (among equal priorities), which then holds it.
  */
 function createConfirmer (client: Redis, sentinels: HostPort[], name: string, commandTimeout: number, onStale: () => void, sentinelAuth: SentinelAuth = {}) {
-  const connection = client.duplicate()
+  const connection = client.duplicate({ connectionName: 'jotgate-confirm' })
   connection.on('error', () => {})
   for (const [cmd, lua] of Object.entries(SCRIPTS)) connection.defineCommand(cmd, { numberOfKeys: 1, lua })
   // Below the command timeout, so that WAIT answers (0) before the client gives up.

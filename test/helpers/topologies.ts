@@ -84,7 +84,7 @@ async function answering (proc: ChildProcess, port: number, timeoutMs = 5000): P
 }
 
 /** One command on a short-lived connection; undefined while the server does not answer. */
-async function ask (port: number, ...args: (string | number)[]): Promise<unknown> {
+export async function ask (port: number, ...args: (string | number)[]): Promise<unknown> {
   const password = passwords.get(port)
   const client = new Redis({ host: '127.0.0.1', port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 1000, commandTimeout: 2000, ...(password === undefined ? {} : { password }) })
   client.on('error', () => {})

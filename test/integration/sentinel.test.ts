@@ -11,7 +11,7 @@
 import t from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis } from 'ioredis'
-import { startSentinel, type SentinelTopology } from '../helpers/topologies.js'
+import { ask, info, startSentinel, type SentinelTopology } from '../helpers/topologies.js'
 import { startUpstream, type Upstream } from '../helpers/upstream.js'
 import { uniquePrefix } from '../helpers/redis.js'
 import { mint, claims } from '../helpers/zoo.js'
@@ -58,6 +58,27 @@ async function gatewayOn (store: Record<string, unknown>, rateLimit: Record<stri
 }
 
 interface Answer { status: number, code: string | undefined, startedAt: number, ms: number }
+
+/**
+ * Where the gateways' store connections are: per data node of `topology`,
+ * its role and its clients by name (the store names its connections
+ * `jotgate` and `jotgate-confirm`). Printed around a failover, so that a
+ * failure says which node each connection was on.
+ */
+async function connectionsAt (topology: SentinelTopology): Promise<string> {
+  const parts: string[] = []
+  for (const port of [topology.primaryPort, topology.replicaPort]) {
+    const role = (await info(port, 'replication')).get('role') ?? 'down'
+    const list = await ask(port, 'CLIENT', 'LIST')
+    const names = new Map<string, number>()
+    for (const line of typeof list === 'string' ? list.split('\n') : []) {
+      const name = /\bname=(jotgate\S*)/.exec(line)?.[1]
+      if (name !== undefined) names.set(name, (names.get(name) ?? 0) + 1)
+    }
+    parts.push(`port ${port} (${role}): ${[...names].map(([n, c]) => `${n} x${c}`).join(', ') || 'no jotgate connection'}`)
+  }
+  return parts.join('; ')
+}
 
 async function send (gw: TestGateway, token: string): Promise<Answer> {
   const startedAt = performance.now()
@@ -191,6 +212,7 @@ t.test('failover: 503 for a bounded window, recovery without restart, no revoked
   })()
   await sleep(500)
 
+  t.comment(`before the kill: ${await connectionsAt(topo)}`)
   const killed = await topo.killPrimary()
   const killedAt = performance.now()
   const oldPrimary = killed.port
@@ -217,6 +239,7 @@ t.test('failover: 503 for a bounded window, recovery without restart, no revoked
   probing = false
   await prober
   await revoker
+  t.comment(`after the failover: ${await connectionsAt(topo)}`)
 
   const windows: Record<string, { first503: number, window: number, recovery: number } | undefined> = {}
   for (const name of ['A', 'B'] as const) {
