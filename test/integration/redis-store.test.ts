@@ -80,6 +80,13 @@ t.test('isRevoked by jti, sid and sub cut-off', async (t) => {
   t.equal(await store.isRevoked({ jti: 'j1', sid: 's4', sub: 'alice', iat: t0 + 1 }), true, 'any one covering is enough')
 })
 
+t.test('the store\'s connection is named jotgate in CLIENT LIST', async (t) => {
+  const { store } = newStore('named')
+  await store.ready(5000)
+  const list = await client.client('LIST') as string
+  t.match(list, /\bname=jotgate\b/, 'an operator can tell the gateway\'s connections apart')
+})
+
 t.test('revokeSub never moves the cut-off back and never shrinks the TTL', async (t) => {
   const { store, prefix } = newStore('sub')
   await store.ready(3000)
