@@ -73,13 +73,12 @@ export interface KeyTable {
  * runs on the main thread (see there).
  */
 export function createVerifyKey (kid: string, alg: Algorithm, key: KeyObject): VerifyKey {
+  const mismatch = keyMismatch(alg, key)
+  if (mismatch !== undefined) throw new TypeError(`key ${kid}: ${mismatch}`)
   if (alg.startsWith('HS')) {
-    if (key.type !== 'secret') throw new TypeError(`key ${kid}: ${alg} needs a secret`)
     const { verifySignature } = fastJwtCrypto
     return { kid, alg, verifySignature: (input, signature) => verifySignature(alg, key, input, signature) }
   }
-  const mismatch = keyMismatch(alg, key)
-  if (mismatch !== undefined) throw new TypeError(`key ${kid}: ${mismatch}`)
   const hash = alg === 'EdDSA' ? null : `sha${alg.slice(2)}`
   const keyInput: KeyObject | VerifyKeyObjectInput = alg.startsWith('ES')
     ? { key, dsaEncoding: 'ieee-p1363' }

@@ -117,6 +117,7 @@ function loadAsymmetric (key: KeyConfig, path: string, problems: ConfigProblem[]
 
 /** Why `key` cannot serve `alg`, or undefined when it can. */
 export function keyMismatch (alg: Algorithm, key: KeyObject): string | undefined {
+  if (alg.startsWith('HS')) return key.type === 'secret' ? undefined : `is a ${key.type} key; ${alg} needs a secret`
   const type = key.asymmetricKeyType
   const details = key.asymmetricKeyDetails ?? {}
   if (alg.startsWith('RS') || alg.startsWith('PS')) {

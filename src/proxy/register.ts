@@ -143,6 +143,7 @@ export function sendUpstreamBody (request: FastifyRequest, reply: FastifyReply, 
     return
   }
   const chunks: Buffer[] = []
+  const collected = (): Buffer => chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)
   let received = 0
   let settled = false
   // undici hands over the headers before it parses the bytes read with
@@ -157,7 +158,7 @@ export function sendUpstreamBody (request: FastifyRequest, reply: FastifyReply, 
     stream.removeListener('error', onError)
     // The connection may still fail after the last byte; the answer is whole by then.
     stream.on('error', noop)
-    reply.send(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks))
+    reply.send(collected())
   }
   // Nothing was sent yet: the client gets the documented 502, not a cut-off body.
   const onError = (err: Error): void => {
@@ -175,7 +176,7 @@ export function sendUpstreamBody (request: FastifyRequest, reply: FastifyReply, 
     stream.pause()
     stream.removeListener('data', onData)
     stream.removeListener('error', onError)
-    if (chunks.length > 0) stream.unshift(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks))
+    if (chunks.length > 0) stream.unshift(collected())
     reply.send(stream)
   })
 }
