@@ -13,7 +13,7 @@
  * emptied before each run as in run.js), --alg A (HS256; RS256, ES256 or
  * EdDSA: the tokens' algorithm). Each run: a reload (empty
  * verified-token cache), 1 s warm-up, the measured window. Printed per
- * round: req/s and CPU µs per request (process/main thread), minor GC
+ * round: req/s, p99, peak RSS and CPU µs per request (process/main thread), minor GC
  * time per request and scavenge count; at the end, medians and two
  * ratios to the baseline: of the medians, and the median of the ratios
  * to the baseline of the same round. Nothing is written.
@@ -23,7 +23,7 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { spawnServer } from './servers.js'
-import { commonSettings, cpuMicros, drive, removeKeys, threadCpuMicros } from './load.js'
+import { commonSettings, cpuMicros, drive, gcTotals, removeKeys, threadCpuMicros, watchRss } from './load.js'
 import { gatewayConfig, generateKeys, signTokens } from './tokens.js'
 
 const { values: opts, positionals: roots } = parseArgs({
@@ -36,19 +36,16 @@ const log = (/** @type {string} */ line) => process.stdout.write(`${line}\n`)
 /**
  * @typedef {object} Sample
  * @property {number} rps
+ * @property {number} p99 ms
+ * @property {number} rss MiB, peak during the measured window
  * @property {number} cpu µs per request, whole process
  * @property {number} main µs per request, main thread
  * @property {number | undefined} gcUs minor GC µs per request
  * @property {number | undefined} scavenges
+ * @property {number | undefined} majorMs major and incremental marking GC ms over the run
+ * @property {number | undefined} majors their count
+ * @property {number | undefined} heap MiB of V8 heap in use after the run
  */
-
-/** Minor-GC seconds and count from a jotgate admin /metrics. @param {number | undefined} port */
-async function minorGc (port) {
-  if (port === undefined) return undefined
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()
-  const pick = (/** @type {string} */ what) => Number(new RegExp(`gc_duration_seconds_${what}\\{kind="minor"\\} (\\S+)`).exec(text)?.[1] ?? NaN)
-  return { seconds: pick('sum'), count: pick('count') }
-}
 
 /** @param {number[]} xs */
 const median = (xs) => {
@@ -95,9 +92,10 @@ async function main () {
       for (const i of order) {
         const s = /** @type {typeof servers[number]} */ (servers[i])
         if (s.jotgate) await s.handle.reload()
-        const gcBefore = s.jotgate ? await minorGc(s.handle.adminPort) : undefined
+        const gcBefore = s.jotgate ? await gcTotals(s.handle.adminPort) : undefined
         /** @type {number[]} */ let before = []
         /** @type {number[]} */ let after = []
+        /** @type {() => Record<string, number>} */ let stopRss = () => ({})
         const cpuNow = () => [cpuMicros(s.handle.pid) ?? NaN, threadCpuMicros(s.handle.pid, s.handle.pid) ?? NaN]
         const result = await drive({
           urls: [s.handle.url],
@@ -105,24 +103,29 @@ async function main () {
           warmup: settings.warmup,
           duration: settings.duration,
           tokens,
-          onWindowStart: () => { before = cpuNow() },
+          onWindowStart: () => { before = cpuNow(); stopRss = watchRss({ server: s.handle.pid }) },
           onWindowEnd: () => { after = cpuNow() }
         }).done
-        const gcAfter = s.jotgate ? await minorGc(s.handle.adminPort) : undefined
+        const gcAfter = s.jotgate ? await gcTotals(s.handle.adminPort) : undefined
         const n = result.requests + result.non2xx
         if (result.non2xx > 0 || result.errors > 0) log(`   ${s.label}: ${result.non2xx} non-2xx, ${result.errors} errors`)
         const mine = /** @type {Sample[]} */ (samples[i])
         mine.push({
           rps: result.rps,
+          p99: result.p99,
+          rss: (stopRss().server ?? NaN) / 2 ** 20,
           cpu: ((after[0] ?? NaN) - (before[0] ?? NaN)) / n,
           main: ((after[1] ?? NaN) - (before[1] ?? NaN)) / n,
           gcUs: gcBefore && gcAfter ? (gcAfter.seconds - gcBefore.seconds) * 1e6 / n : undefined,
-          scavenges: gcBefore && gcAfter ? gcAfter.count - gcBefore.count : undefined
+          scavenges: gcBefore && gcAfter ? gcAfter.count - gcBefore.count : undefined,
+          majorMs: gcBefore && gcAfter ? (gcAfter.majorSeconds - gcBefore.majorSeconds) * 1e3 : undefined,
+          majors: gcBefore && gcAfter ? gcAfter.majorCount - gcBefore.majorCount : undefined,
+          heap: gcAfter?.heapMiB
         })
       }
       log(`round ${round}: ${servers.map((s, i) => {
         const x = /** @type {Sample} */ (samples[i]?.at(-1))
-        return `${s.label} ${x.rps.toFixed(0)} req/s ${x.cpu.toFixed(1)}/${x.main.toFixed(1)} µs${x.gcUs === undefined ? '' : ` gc ${x.gcUs.toFixed(1)} µs (${x.scavenges})`}`
+        return `${s.label} ${x.rps.toFixed(0)} req/s p99 ${x.p99.toFixed(2)} ms ${x.rss.toFixed(0)} MiB ${x.cpu.toFixed(1)}/${x.main.toFixed(1)} µs${x.gcUs === undefined ? '' : ` gc ${x.gcUs.toFixed(1)} µs (${x.scavenges}) major ${x.majorMs?.toFixed(1)} ms (${x.majors}) heap ${x.heap?.toFixed(0)} MiB`}`
       }).join(' | ')}`)
     }
     const base = /** @type {Sample[]} */ (samples[0])
@@ -131,7 +134,7 @@ async function main () {
       const mine = /** @type {Sample[]} */ (samples[i])
       const rps = median(mine.map((x) => x.rps))
       const paired = median(mine.map((x, k) => x.rps / (base[k]?.rps ?? NaN)))
-      log(`${s.label.padEnd(28)} ${rps.toFixed(0).padStart(6)} req/s  ${median(mine.map((x) => x.cpu)).toFixed(1)} / ${median(mine.map((x) => x.main)).toFixed(1)} µs  x${(rps / median(base.map((x) => x.rps))).toFixed(3)}  same-round x${paired.toFixed(3)}`)
+      log(`${s.label.padEnd(28)} ${rps.toFixed(0).padStart(6)} req/s  p99 ${median(mine.map((x) => x.p99)).toFixed(2)} ms  ${median(mine.map((x) => x.rss)).toFixed(0)} MiB  ${median(mine.map((x) => x.cpu)).toFixed(1)} / ${median(mine.map((x) => x.main)).toFixed(1)} µs  x${(rps / median(base.map((x) => x.rps))).toFixed(3)}  same-round x${paired.toFixed(3)}`)
     }
   } finally {
     await Promise.all(started.map((h) => h.stop().catch(() => null)))

@@ -16,7 +16,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Redis } from 'ioredis'
 import { spawnServer } from './servers.js'
-import { commonSettings, cpuMicros, drive, envNumber, machineMicros, removeKeys, threadCpuMicros, watchRss } from './load.js'
+import { commonSettings, cpuMicros, drive, envNumber, gcTotals, machineMicros, removeKeys, threadCpuMicros, watchRss } from './load.js'
 import { runRevocationJob } from './revocation.js'
 import { compareProfiles, formatProfile, summarizeProfile } from './profile.js'
 import { ALGS, gatewayConfig, generateKeys, signTokens, verifyCosts } from './tokens.js'
@@ -52,7 +52,7 @@ const TARGETS = {
 /**
  * @typedef {object} Scenario
  * @property {string} name
- * @property {'baseline' | 'jotgate' | 'jotgateDirect' | 'jotgateQuiet'} server
+ * @property {string} server the process it runs on: 'baseline', `${alg}-${kind}`, 'direct' or 'quiet'
  * @property {string[]} tokens sent during the measured run
  * @property {string[]} warmTokens sent during the warm-up
  * @property {import('./tokens.js').Alg} [alg]
@@ -130,6 +130,7 @@ async function measure (scenario, { target, upstream, pids }) {
     }
   }).done
   const rss = stopRss()
+  const memory = await gcTotals(target.adminPort)
   const upstreamAfter = await upstream.stats()
   const answered = result.requests + result.non2xx
   /** @type {Record<string, number | null>} */
@@ -149,7 +150,7 @@ async function measure (scenario, { target, upstream, pids }) {
     : Math.max(0, (machineAfter.busy - machineBefore.busy - ours) / (machineAfter.total - machineBefore.total))
   // New upstream connections during the window: ~0 when the proxy keeps its pool alive.
   const upstreamConnections = (upstreamAfter.connections ?? 0) - ((await upstreamBefore)?.connections ?? 0)
-  return { ...result, cpuUsPerReq, rssBytes: rss.server ?? null, otherCpuShare, upstreamConnections }
+  return { ...result, cpuUsPerReq, rssBytes: rss.server ?? null, heapMiB: memory?.heapMiB ?? null, otherCpuShare, upstreamConnections }
 }
 
 /** Checks that every scenario's first request is answered 200 before measuring anything. */
@@ -295,29 +296,42 @@ async function main () {
       started.push(h)
       return h
     }
-    const [baseline, jotgate, jotgateDirect, jotgateQuiet] = await Promise.all([
-      spawnServer('baseline', ['baseline', upstream.url], { env: childEnv }).then((h) => { started.push(h); return h }),
-      startJotgate('jotgate'),
-      startJotgate('jotgate-direct', [], directFile),
-      startJotgate('jotgate-quiet', [], quietFile)
-    ])
-    const servers = { baseline, jotgate, jotgateDirect, jotgateQuiet }
-    const rPid = await redisPid(redis)
 
     /** @type {Scenario[]} */
     let scenarios = [{ name: 'baseline (http-proxy)', server: 'baseline', tokens: [tokens.HS256.repeated], warmTokens: [tokens.HS256.repeated] }]
     for (const alg of ALGS) {
       const t = /** @type {{ repeated: string, distinct: string[], warm: string[] }} */ (tokens[alg])
-      scenarios.push({ name: `${alg} repeated`, server: 'jotgate', alg, kind: 'repeated', tokens: [t.repeated], warmTokens: [t.repeated], minRatio: TARGETS.repeated[alg], ...(alg === 'HS256' ? { maxP99DeltaMs: 1 } : {}) })
-      scenarios.push({ name: `${alg} ${settings.distinct} distinct`, server: 'jotgate', alg, kind: 'distinct', tokens: t.distinct, warmTokens: t.warm, ...(TARGETS.distinct[alg] === undefined ? {} : { minRatio: TARGETS.distinct[alg] }) })
+      scenarios.push({ name: `${alg} repeated`, server: `${alg}-repeated`, alg, kind: 'repeated', tokens: [t.repeated], warmTokens: [t.repeated], minRatio: TARGETS.repeated[alg], ...(alg === 'HS256' ? { maxP99DeltaMs: 1 } : {}) })
+      scenarios.push({ name: `${alg} ${settings.distinct} distinct`, server: `${alg}-distinct`, alg, kind: 'distinct', tokens: t.distinct, warmTokens: t.warm, ...(TARGETS.distinct[alg] === undefined ? {} : { minRatio: TARGETS.distinct[alg] }) })
     }
     const hs = /** @type {{ repeated: string }} */ (tokens.HS256)
-    scenarios.push({ name: 'HS256 repeated, direct', server: 'jotgateDirect', alg: 'HS256', kind: 'repeated', tokens: [hs.repeated], warmTokens: [hs.repeated] })
-    scenarios.push({ name: 'HS256 repeated, no request line', server: 'jotgateQuiet', alg: 'HS256', kind: 'repeated', tokens: [hs.repeated], warmTokens: [hs.repeated] })
+    scenarios.push({ name: 'HS256 repeated, direct', server: 'direct', alg: 'HS256', kind: 'repeated', tokens: [hs.repeated], warmTokens: [hs.repeated] })
+    scenarios.push({ name: 'HS256 repeated, no request line', server: 'quiet', alg: 'HS256', kind: 'repeated', tokens: [hs.repeated], warmTokens: [hs.repeated] })
     if (settings.only !== undefined) {
       const only = settings.only
       scenarios = scenarios.filter((s) => s.server === 'baseline' || only.test(s.name))
     }
+    // One process per scenario, as the baseline has its own: a process that
+    // served every algorithm, each run after a reload, carried into every
+    // row the heap its other scenarios left for V8's next full collection
+    // (peak RSS of one row moved from 128 to 205 MiB with what ran before
+    // it) and the JIT state of all of them. The revocation phase uses the
+    // HS256 repeated one, started even when BENCH_ONLY leaves it out.
+    const fileOf = { direct: directFile, quiet: quietFile }
+    const names = [...new Set([...scenarios.map((s) => s.server), 'HS256-repeated'])]
+    const handles = await Promise.all(names.map((name) => name === 'baseline'
+      ? spawnServer('baseline', ['baseline', upstream.url], { env: childEnv }).then((h) => { started.push(h); return h })
+      : startJotgate(`jotgate-${name}`, [], fileOf[/** @type {'direct' | 'quiet'} */ (name)] ?? configFile)))
+    /** @type {Record<string, import('./servers.js').ServerHandle>} */
+    const servers = Object.fromEntries(names.map((name, i) => [name, /** @type {import('./servers.js').ServerHandle} */ (handles[i])]))
+    const serverOf = (/** @type {string} */ name) => {
+      const h = servers[name]
+      if (h === undefined) throw new Error(`no server ${name}`)
+      return h
+    }
+    const jotgate = serverOf('HS256-repeated')
+    const rPid = await redisPid(redis)
+
     await preflight(scenarios, servers)
 
     /** @type {Record<string, any[]>} */
@@ -329,7 +343,7 @@ async function main () {
     // that no measured run pays for JIT warm-up or for opening pools.
     log(`[${elapsed()}] priming...`)
     for (const s of scenarios) {
-      await drive({ urls: [servers[s.server].url], connections: settings.connections, duration: settings.warmup, tokens: s.warmTokens }).done
+      await drive({ urls: [serverOf(s.server).url], connections: settings.connections, duration: settings.warmup, tokens: s.warmTokens }).done
     }
     const { ConfigSchema } = await import(new URL('../dist/config/schema.js', import.meta.url).href)
     /** jotgate's verified-token cache size (the config default, which the bench keeps). */
@@ -346,7 +360,7 @@ async function main () {
       const order = [...firstHalf, ...secondHalf]
       orders.push(order.map((s) => s.name))
       for (const s of order) {
-        const target = servers[s.server]
+        const target = serverOf(s.server)
         // Every jotgate run starts on a fresh generation (a reload, as on
         // SIGHUP), so a distinct run finds none of its tokens in the
         // verified-token cache whatever ran before it; the warm-up then
@@ -355,7 +369,7 @@ async function main () {
         if (cacheCold === false) throw new Error('jotgate refused to reload its config')
         const r = await measure(s, { target, upstream, pids: { server: target.pid, upstream: upstream.pid, redis: rPid, driver: process.pid } })
         raw[s.name]?.push({ rep, cacheCold, ...r })
-        log(`[${elapsed()}] rep ${rep + 1}/${settings.reps} ${s.name.padEnd(22)} ${r.rps.toFixed(0).padStart(6)} req/s  p50 ${r.p50.toFixed(2)} ms  p99 ${r.p99.toFixed(2)} ms  cpu ${r.cpuUsPerReq.server?.toFixed(0)} µs/req  others ${r.otherCpuShare === null ? '-' : (100 * r.otherCpuShare).toFixed(0)}%  new upstream conns ${r.upstreamConnections}${r.non2xx + r.errors > 0 ? `  NON-2XX ${r.non2xx} ERR ${r.errors}` : ''}`)
+        log(`[${elapsed()}] rep ${rep + 1}/${settings.reps} ${s.name.padEnd(22)} ${r.rps.toFixed(0).padStart(6)} req/s  p50 ${r.p50.toFixed(2)} ms  p99 ${r.p99.toFixed(2)} ms  cpu ${r.cpuUsPerReq.server?.toFixed(0)} µs/req  rss ${((r.rssBytes ?? NaN) / 2 ** 20).toFixed(0)} MiB${r.heapMiB === null ? '' : ` (heap ${r.heapMiB.toFixed(0)})`}  others ${r.otherCpuShare === null ? '-' : (100 * r.otherCpuShare).toFixed(0)}%  new upstream conns ${r.upstreamConnections}${r.non2xx + r.errors > 0 ? `  NON-2XX ${r.non2xx} ERR ${r.errors}` : ''}`)
       }
     }
 
