@@ -13,8 +13,10 @@
  * emptied before each run as in run.js), --alg A (HS256; RS256, ES256 or
  * EdDSA: the tokens' algorithm). Each run: a reload (empty
  * verified-token cache), 1 s warm-up, the measured window. Printed per
- * round: req/s, p99, peak RSS and CPU µs per request (process/main thread), minor GC
- * time per request and scavenge count; at the end, medians and two
+ * round: req/s, p99, peak RSS and CPU µs per request (process/main
+ * thread); minor-GC time per request with the scavenge count, major-GC
+ * time with its count and the V8 heap in use at the end (every server,
+ * baseline included, reports its own); at the end, medians and two
  * ratios to the baseline: of the medians, and the median of the ratios
  * to the baseline of the same round. Nothing is written.
  */
@@ -23,7 +25,7 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { spawnServer } from './servers.js'
-import { commonSettings, cpuMicros, drive, gcTotals, removeKeys, threadCpuMicros, watchRss } from './load.js'
+import { commonSettings, cpuMicros, drive, removeKeys, threadCpuMicros, watchRss } from './load.js'
 import { gatewayConfig, generateKeys, signTokens } from './tokens.js'
 
 const { values: opts, positionals: roots } = parseArgs({
@@ -40,12 +42,22 @@ const log = (/** @type {string} */ line) => process.stdout.write(`${line}\n`)
  * @property {number} rss MiB, peak during the measured window
  * @property {number} cpu µs per request, whole process
  * @property {number} main µs per request, main thread
- * @property {number | undefined} gcUs minor GC µs per request
- * @property {number | undefined} scavenges
- * @property {number | undefined} majorMs major and incremental marking GC ms over the run
- * @property {number | undefined} majors their count
- * @property {number | undefined} heap MiB of V8 heap in use after the run
+ * @property {number} gcUs minor GC µs per request
+ * @property {number} scavenges
+ * @property {number} majorMs mark-compact and incremental marking ms over the run
+ * @property {number} majors their count
+ * @property {number} heap MiB of V8 heap in use after the run
  */
+
+/**
+ * The garbage collections of one run from a server's stats before and
+ * after it (NaN for a checkout whose bench/servers.js does not report them).
+ * @param {Record<string, number>} before @param {Record<string, number>} after @param {number} n requests
+ */
+function gcSample (before, after, n) {
+  const delta = (/** @type {string} */ k) => (after[k] ?? NaN) - (before[k] ?? NaN)
+  return { gcUs: delta('minorMs') * 1e3 / n, scavenges: delta('minorCount'), majorMs: delta('majorMs'), majors: delta('majorCount'), heap: (after.heapUsed ?? NaN) / 2 ** 20 }
+}
 
 /** @param {number[]} xs */
 const median = (xs) => {
@@ -92,7 +104,7 @@ async function main () {
       for (const i of order) {
         const s = /** @type {typeof servers[number]} */ (servers[i])
         if (s.jotgate) await s.handle.reload()
-        const gcBefore = s.jotgate ? await gcTotals(s.handle.adminPort) : undefined
+        const gcBefore = await s.handle.stats()
         /** @type {number[]} */ let before = []
         /** @type {number[]} */ let after = []
         /** @type {() => Record<string, number>} */ let stopRss = () => ({})
@@ -106,7 +118,7 @@ async function main () {
           onWindowStart: () => { before = cpuNow(); stopRss = watchRss({ server: s.handle.pid }) },
           onWindowEnd: () => { after = cpuNow() }
         }).done
-        const gcAfter = s.jotgate ? await gcTotals(s.handle.adminPort) : undefined
+        const gcAfter = await s.handle.stats()
         const n = result.requests + result.non2xx
         if (result.non2xx > 0 || result.errors > 0) log(`   ${s.label}: ${result.non2xx} non-2xx, ${result.errors} errors`)
         const mine = /** @type {Sample[]} */ (samples[i])
@@ -116,16 +128,12 @@ async function main () {
           rss: (stopRss().server ?? NaN) / 2 ** 20,
           cpu: ((after[0] ?? NaN) - (before[0] ?? NaN)) / n,
           main: ((after[1] ?? NaN) - (before[1] ?? NaN)) / n,
-          gcUs: gcBefore && gcAfter ? (gcAfter.seconds - gcBefore.seconds) * 1e6 / n : undefined,
-          scavenges: gcBefore && gcAfter ? gcAfter.count - gcBefore.count : undefined,
-          majorMs: gcBefore && gcAfter ? (gcAfter.majorSeconds - gcBefore.majorSeconds) * 1e3 : undefined,
-          majors: gcBefore && gcAfter ? gcAfter.majorCount - gcBefore.majorCount : undefined,
-          heap: gcAfter?.heapMiB
+          ...gcSample(gcBefore, gcAfter, n)
         })
       }
       log(`round ${round}: ${servers.map((s, i) => {
         const x = /** @type {Sample} */ (samples[i]?.at(-1))
-        return `${s.label} ${x.rps.toFixed(0)} req/s p99 ${x.p99.toFixed(2)} ms ${x.rss.toFixed(0)} MiB ${x.cpu.toFixed(1)}/${x.main.toFixed(1)} µs${x.gcUs === undefined ? '' : ` gc ${x.gcUs.toFixed(1)} µs (${x.scavenges}) major ${x.majorMs?.toFixed(1)} ms (${x.majors}) heap ${x.heap?.toFixed(0)} MiB`}`
+        return `${s.label} ${x.rps.toFixed(0)} req/s p99 ${x.p99.toFixed(2)} ms ${x.rss.toFixed(0)} MiB ${x.cpu.toFixed(1)}/${x.main.toFixed(1)} µs gc ${x.gcUs.toFixed(1)} µs (${x.scavenges}) major ${x.majorMs.toFixed(1)} ms (${x.majors}) heap ${x.heap.toFixed(0)} MiB`
       }).join(' | ')}`)
     }
     const base = /** @type {Sample[]} */ (samples[0])

@@ -112,20 +112,6 @@ export function watchRss (pids, intervalMs = 200) {
   return () => { clearInterval(timer); sample(); return peak }
 }
 
-/** GC seconds and counts from a jotgate admin /metrics: minor, major with incremental marking, and the V8 heap in use. @param {number | undefined} port */
-export async function gcTotals (port) {
-  if (port === undefined) return undefined
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()
-  const pick = (/** @type {string} */ what, /** @type {string} */ kind) => Number(new RegExp(`gc_duration_seconds_${what}\\{kind="${kind}"\\} (\\S+)`).exec(text)?.[1] ?? 0)
-  return {
-    seconds: pick('sum', 'minor'),
-    count: pick('count', 'minor'),
-    majorSeconds: pick('sum', 'major') + pick('sum', 'incremental'),
-    majorCount: pick('count', 'major') + pick('count', 'incremental'),
-    heapMiB: Number(/^\w*nodejs_heap_size_used_bytes (\S+)$/m.exec(text)?.[1] ?? NaN) / 2 ** 20
-  }
-}
-
 /** @param {Float64Array} sorted @param {number} q in [0, 1] */
 function quantile (sorted, q) {
   if (sorted.length === 0) return NaN

@@ -16,7 +16,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Redis } from 'ioredis'
 import { spawnServer } from './servers.js'
-import { commonSettings, cpuMicros, drive, envNumber, gcTotals, machineMicros, removeKeys, threadCpuMicros, watchRss } from './load.js'
+import { commonSettings, cpuMicros, drive, envNumber, machineMicros, removeKeys, threadCpuMicros, watchRss } from './load.js'
 import { runRevocationJob } from './revocation.js'
 import { compareProfiles, formatProfile, summarizeProfile } from './profile.js'
 import { ALGS, gatewayConfig, generateKeys, signTokens, verifyCosts } from './tokens.js'
@@ -130,7 +130,7 @@ async function measure (scenario, { target, upstream, pids }) {
     }
   }).done
   const rss = stopRss()
-  const memory = await gcTotals(target.adminPort)
+  const { heapUsed } = await target.stats()
   const upstreamAfter = await upstream.stats()
   const answered = result.requests + result.non2xx
   /** @type {Record<string, number | null>} */
@@ -150,7 +150,7 @@ async function measure (scenario, { target, upstream, pids }) {
     : Math.max(0, (machineAfter.busy - machineBefore.busy - ours) / (machineAfter.total - machineBefore.total))
   // New upstream connections during the window: ~0 when the proxy keeps its pool alive.
   const upstreamConnections = (upstreamAfter.connections ?? 0) - ((await upstreamBefore)?.connections ?? 0)
-  return { ...result, cpuUsPerReq, rssBytes: rss.server ?? null, heapMiB: memory?.heapMiB ?? null, otherCpuShare, upstreamConnections }
+  return { ...result, cpuUsPerReq, rssBytes: rss.server ?? null, heapMiB: heapUsed === undefined ? null : heapUsed / 2 ** 20, otherCpuShare, upstreamConnections }
 }
 
 /** Checks that every scenario's first request is answered 200 before measuring anything. */

@@ -7,13 +7,15 @@
  *   node bench/servers.js jotgate <config.json>
  *
  * Each answers `{ type: 'ready', port, adminPort }` over IPC once it
- * listens, answers `{ type: 'stats' }` (upstream: connections and requests
- * so far) and `{ type: 'reload' }` (jotgate: what SIGHUP does), and exits 0
+ * listens, answers `{ type: 'stats' }` (every server: its garbage
+ * collections so far and the V8 heap in use; upstream: connections and
+ * requests so far) and `{ type: 'reload' }` (jotgate: what SIGHUP does), and exits 0
  * after `{ type: 'stop' }` (jotgate through its own graceful shutdown, so
  * that `--cpu-prof` writes its profile).
  */
 import { fork } from 'node:child_process'
 import { createServer } from 'node:http'
+import { PerformanceObserver, constants } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 
 const SELF = fileURLToPath(import.meta.url)
@@ -82,8 +84,30 @@ function addressPort (address) {
   return typeof address === 'object' && address !== null ? address.port : 0
 }
 
+/**
+ * Garbage collections of this process so far: scavenges (minor) and the
+ * rest (mark-compact, incremental marking), counts and milliseconds.
+ */
+function watchGc () {
+  const gc = { minorCount: 0, minorMs: 0, majorCount: 0, majorMs: 0 }
+  new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) {
+      const { detail } = /** @type {{ detail?: { kind?: number } }} */ (/** @type {unknown} */ (entry))
+      if (detail?.kind === constants.NODE_PERFORMANCE_GC_MINOR) {
+        gc.minorCount++
+        gc.minorMs += entry.duration
+      } else if (detail?.kind !== constants.NODE_PERFORMANCE_GC_WEAKCB) {
+        gc.majorCount++
+        gc.majorMs += entry.duration
+      }
+    }
+  }).observe({ entryTypes: ['gc'] })
+  return gc
+}
+
 async function main () {
   const [role, arg] = process.argv.slice(2)
+  const gc = watchGc()
   /** @type {{ port: number, adminPort?: number, stop: () => Promise<void>, stats?: () => Record<string, number>, reload?: () => Promise<boolean> }} */
   let server
   if (role === 'upstream') server = await startUpstream()
@@ -91,7 +115,7 @@ async function main () {
   else if (role === 'jotgate') server = await startJotgate(/** @type {string} */ (arg))
   else throw new Error(`unknown role ${role}`)
   process.on('message', (/** @type {{ type: string }} */ msg) => {
-    if (msg.type === 'stats') { process.send?.({ type: 'stats', stats: server.stats?.() ?? {} }); return }
+    if (msg.type === 'stats') { process.send?.({ type: 'stats', stats: { ...server.stats?.(), ...gc, heapUsed: process.memoryUsage().heapUsed } }); return }
     if (msg.type === 'reload') {
       const reload = server.reload ?? (() => Promise.resolve(false))
       reload().then((ok) => process.send?.({ type: 'reloaded', ok }), () => process.send?.({ type: 'reloaded', ok: false }))
@@ -114,7 +138,7 @@ async function main () {
  * @property {number | undefined} adminPort
  * @property {string} url
  * @property {() => Promise<number | null>} stop resolves with the exit code
- * @property {() => Promise<Record<string, number>>} stats the server's own counters (upstream: connections, requests)
+ * @property {() => Promise<Record<string, number>>} stats the server's own counters: minorCount, minorMs, majorCount, majorMs (garbage collections), heapUsed (bytes); upstream: connections, requests
  * @property {() => Promise<boolean>} reload jotgate: reload the config as SIGHUP does (true when it took)
  */
 
