@@ -5,10 +5,10 @@
  * reads.
  */
 import { constants, verify, type KeyObject, type VerifyKeyObjectInput } from 'node:crypto'
-import fastJwtCrypto from 'fast-jwt/src/crypto.js'
 import type { Algorithm, GatewayConfig } from '../config/schema.js'
 import { ConfigError } from '../config/problems.js'
 import { keyMismatch, loadKeyMaterial, type KeyMaterial } from './material.js'
+import { hmacVerifier, type HmacAlgorithm } from './hmac.js'
 import { createRemoteIssuer, type RemoteIssuer, type RemoteIssuerOptions } from './jwks-source.js'
 
 export interface VerifyKey {
@@ -56,12 +56,12 @@ export interface KeyTable {
 /**
  * A verifier of `alg` with `key`; throws when the key cannot serve `alg`.
  *
- * HMAC: fast-jwt's own signature primitive (the function its
- * createVerifier ends in), on the parts the pipeline has already decoded,
- * more strictly than fast-jwt does (decode-token.ts). Its verifier would
- * decode the token a second time and run claim checks the pipeline does
- * itself with its own clock: on a verified-token cache miss that was about
- * half of the verification's cost.
+ * HMAC: at once, on the main thread (hmac.ts: the key's padded blocks
+ * made here, two one-shot hashes per check), on the parts the pipeline
+ * has already decoded (decode-token.ts). fast-jwt's verifier would decode
+ * the token a second time and run claim checks the pipeline does itself
+ * with its own clock: on a verified-token cache miss that was about half
+ * of the verification's cost.
  *
  * Public keys: node:crypto's verify with a callback, which runs the check
  * on libuv's thread pool. An RSA, ECDSA or Ed25519 check costs 5 to 25
@@ -76,8 +76,8 @@ export function createVerifyKey (kid: string, alg: Algorithm, key: KeyObject): V
   const mismatch = keyMismatch(alg, key)
   if (mismatch !== undefined) throw new TypeError(`key ${kid}: ${mismatch}`)
   if (alg.startsWith('HS')) {
-    const { verifySignature } = fastJwtCrypto
-    return { kid, alg, verifySignature: (input, signature) => verifySignature(alg, key, input, signature) }
+    const check = hmacVerifier(alg as HmacAlgorithm, key)
+    return { kid, alg, verifySignature: (input, signature) => check(input, Buffer.from(signature, 'base64url')) }
   }
   const hash = alg === 'EdDSA' ? null : `sha${alg.slice(2)}`
   const keyInput: KeyObject | VerifyKeyObjectInput = alg.startsWith('ES')

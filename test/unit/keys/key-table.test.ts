@@ -4,9 +4,8 @@ import { createSigner } from 'fast-jwt'
 import { POOL_CHECKS, createVerifyKey } from '../../../src/keys/key-table.js'
 import type { Algorithm } from '../../../src/config/schema.js'
 
-// createVerifyKey checks HMACs with fast-jwt's internal verifySignature
-// (fast-jwt/src/crypto.js, not fast-jwt API) and public-key signatures with
-// node:crypto on the thread pool. These cases pin what jotgate relies on,
+// createVerifyKey checks HMACs at once (src/keys/hmac.ts) and public-key
+// signatures with node:crypto on the thread pool. These cases pin what jotgate relies on,
 // for every algorithm the config accepts: true for the key's own
 // signature, false for anything else; an HMAC answers at once, a public
 // key with a promise.
