@@ -110,7 +110,9 @@ async function measure (scenario, { target, upstream, pids }) {
   let stopRss = () => ({})
   /** @type {Promise<Record<string, number>> | undefined} */
   let upstreamBefore
-  const snapshot = () => Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuMicros(pid)]))
+  /** @type {Promise<Record<string, number>> | undefined} */
+  let targetBefore
+  const snapshot = () => ({ ...Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuMicros(pid)])), serverMain: threadCpuMicros(target.pid, target.pid) })
   const result = await drive({
     urls: [target.url],
     connections: settings.connections,
@@ -123,6 +125,7 @@ async function measure (scenario, { target, upstream, pids }) {
       machineBefore = machineMicros()
       stopRss = watchRss({ server: target.pid })
       upstreamBefore = upstream.stats()
+      targetBefore = target.stats()
     },
     onWindowEnd: () => {
       after = snapshot()
@@ -130,7 +133,13 @@ async function measure (scenario, { target, upstream, pids }) {
     }
   }).done
   const rss = stopRss()
-  const { heapUsed } = await target.stats()
+  const targetAfter = await target.stats()
+  const gcBefore = (await targetBefore) ?? {}
+  const { heapUsed } = targetAfter
+  // The server's garbage collections over the window (ms, count); the
+  // window's end is read a little late (the answers still arriving).
+  const gcDelta = (/** @type {string} */ k) => (targetAfter[k] ?? NaN) - (gcBefore[k] ?? NaN)
+  const gc = { minorMs: gcDelta('minorMs'), minorCount: gcDelta('minorCount'), majorMs: gcDelta('majorMs'), majorCount: gcDelta('majorCount') }
   const upstreamAfter = await upstream.stats()
   const answered = result.requests + result.non2xx
   /** @type {Record<string, number | null>} */
@@ -143,6 +152,9 @@ async function measure (scenario, { target, upstream, pids }) {
     if (spent !== undefined) ours += spent
     cpuUsPerReq[k] = spent === undefined || answered === 0 ? null : spent / answered
   }
+  // The server's main thread alone (the rest: libuv's pool, V8's helpers).
+  const mainSpent = after.serverMain === undefined || before.serverMain === undefined ? undefined : after.serverMain - before.serverMain
+  cpuUsPerReq.serverMain = mainSpent === undefined || answered === 0 ? null : mainSpent / answered
   // What other processes on the machine took while we measured, as a share
   // of its whole capacity: the noise this run was exposed to.
   const otherCpuShare = machineBefore === undefined || machineAfter === undefined
@@ -150,7 +162,7 @@ async function measure (scenario, { target, upstream, pids }) {
     : Math.max(0, (machineAfter.busy - machineBefore.busy - ours) / (machineAfter.total - machineBefore.total))
   // New upstream connections during the window: ~0 when the proxy keeps its pool alive.
   const upstreamConnections = (upstreamAfter.connections ?? 0) - ((await upstreamBefore)?.connections ?? 0)
-  return { ...result, cpuUsPerReq, rssBytes: rss.server ?? null, heapMiB: heapUsed === undefined ? null : heapUsed / 2 ** 20, otherCpuShare, upstreamConnections }
+  return { ...result, cpuUsPerReq, rssBytes: rss.server ?? null, heapMiB: heapUsed === undefined ? null : heapUsed / 2 ** 20, gc, otherCpuShare, upstreamConnections }
 }
 
 /** Checks that every scenario's first request is answered 200 before measuring anything. */
@@ -369,7 +381,7 @@ async function main () {
         if (cacheCold === false) throw new Error('jotgate refused to reload its config')
         const r = await measure(s, { target, upstream, pids: { server: target.pid, upstream: upstream.pid, redis: rPid, driver: process.pid } })
         raw[s.name]?.push({ rep, cacheCold, ...r })
-        log(`[${elapsed()}] rep ${rep + 1}/${settings.reps} ${s.name.padEnd(22)} ${r.rps.toFixed(0).padStart(6)} req/s  p50 ${r.p50.toFixed(2)} ms  p99 ${r.p99.toFixed(2)} ms  cpu ${r.cpuUsPerReq.server?.toFixed(0)} µs/req  rss ${((r.rssBytes ?? NaN) / 2 ** 20).toFixed(0)} MiB${r.heapMiB === null ? '' : ` (heap ${r.heapMiB.toFixed(0)})`}  others ${r.otherCpuShare === null ? '-' : (100 * r.otherCpuShare).toFixed(0)}%  new upstream conns ${r.upstreamConnections}${r.non2xx + r.errors > 0 ? `  NON-2XX ${r.non2xx} ERR ${r.errors}` : ''}`)
+        log(`[${elapsed()}] rep ${rep + 1}/${settings.reps} ${s.name.padEnd(22)} ${r.rps.toFixed(0).padStart(6)} req/s  p50 ${r.p50.toFixed(2)} ms  p99 ${r.p99.toFixed(2)} ms  cpu ${r.cpuUsPerReq.server?.toFixed(0)} µs/req (main ${r.cpuUsPerReq.serverMain?.toFixed(0)})  rss ${((r.rssBytes ?? NaN) / 2 ** 20).toFixed(0)} MiB${r.heapMiB === null ? '' : ` (heap ${r.heapMiB.toFixed(0)})`}  gc ${r.gc.minorMs.toFixed(0)} ms/${r.gc.minorCount} minor, ${r.gc.majorMs.toFixed(0)} ms/${r.gc.majorCount} major  others ${r.otherCpuShare === null ? '-' : (100 * r.otherCpuShare).toFixed(0)}%  new upstream conns ${r.upstreamConnections}${r.non2xx + r.errors > 0 ? `  NON-2XX ${r.non2xx} ERR ${r.errors}` : ''}`)
       }
     }
 
