@@ -25,7 +25,7 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { spawnServer } from './servers.js'
-import { commonSettings, cpuMicros, drive, removeKeys, threadCpuMicros, watchRss } from './load.js'
+import { commonSettings, cpuMicros, drive, gcBetween, removeKeys, threadCpuMicros, watchRss } from './load.js'
 import { gatewayConfig, generateKeys, signTokens } from './tokens.js'
 
 const { values: opts, positionals: roots } = parseArgs({
@@ -49,15 +49,8 @@ const log = (/** @type {string} */ line) => process.stdout.write(`${line}\n`)
  * @property {number} heap MiB of V8 heap in use after the run
  */
 
-/**
- * The garbage collections of one run from a server's stats before and
- * after it (NaN for a checkout whose bench/servers.js does not report them).
- * @param {Record<string, number>} before @param {Record<string, number>} after @param {number} n requests
- */
-function gcSample (before, after, n) {
-  const delta = (/** @type {string} */ k) => (after[k] ?? NaN) - (before[k] ?? NaN)
-  return { gcUs: delta('minorMs') * 1e3 / n, scavenges: delta('minorCount'), majorMs: delta('majorMs'), majors: delta('majorCount'), heap: (after.heapUsed ?? NaN) / 2 ** 20 }
-}
+/** The GC columns of a sample. @param {ReturnType<typeof gcBetween>} gc @param {number} n requests */
+const sampleGc = (gc, n) => ({ gcUs: gc.minorMs * 1e3 / n, scavenges: gc.minorCount, majorMs: gc.majorMs, majors: gc.majorCount })
 
 /** @param {number[]} xs */
 const median = (xs) => {
@@ -128,7 +121,8 @@ async function main () {
           rss: (stopRss().server ?? NaN) / 2 ** 20,
           cpu: ((after[0] ?? NaN) - (before[0] ?? NaN)) / n,
           main: ((after[1] ?? NaN) - (before[1] ?? NaN)) / n,
-          ...gcSample(gcBefore, gcAfter, n)
+          ...sampleGc(gcBetween(gcBefore, gcAfter), n),
+          heap: (gcAfter.heapUsed ?? NaN) / 2 ** 20
         })
       }
       log(`round ${round}: ${servers.map((s, i) => {

@@ -112,6 +112,18 @@ export function watchRss (pids, intervalMs = 200) {
   return () => { clearInterval(timer); sample(); return peak }
 }
 
+/**
+ * A server's garbage collections between two of its stats answers
+ * (bench/servers.js): milliseconds and counts of scavenges (minor) and of
+ * the rest (major). NaN where a server does not report them (another
+ * checkout's older servers.js).
+ * @param {Record<string, number>} before @param {Record<string, number>} after
+ */
+export function gcBetween (before, after) {
+  const delta = (/** @type {string} */ k) => (after[k] ?? NaN) - (before[k] ?? NaN)
+  return { minorMs: delta('minorMs'), minorCount: delta('minorCount'), majorMs: delta('majorMs'), majorCount: delta('majorCount') }
+}
+
 /** @param {Float64Array} sorted @param {number} q in [0, 1] */
 function quantile (sorted, q) {
   if (sorted.length === 0) return NaN

@@ -16,7 +16,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Redis } from 'ioredis'
 import { spawnServer } from './servers.js'
-import { commonSettings, cpuMicros, drive, envNumber, machineMicros, removeKeys, threadCpuMicros, watchRss } from './load.js'
+import { commonSettings, cpuMicros, drive, envNumber, gcBetween, machineMicros, removeKeys, threadCpuMicros, watchRss } from './load.js'
 import { runRevocationJob } from './revocation.js'
 import { compareProfiles, formatProfile, summarizeProfile } from './profile.js'
 import { ALGS, gatewayConfig, generateKeys, signTokens, verifyCosts } from './tokens.js'
@@ -138,8 +138,7 @@ async function measure (scenario, { target, upstream, pids }) {
   const { heapUsed } = targetAfter
   // The server's garbage collections over the window (ms, count); the
   // window's end is read a little late (the answers still arriving).
-  const gcDelta = (/** @type {string} */ k) => (targetAfter[k] ?? NaN) - (gcBefore[k] ?? NaN)
-  const gc = { minorMs: gcDelta('minorMs'), minorCount: gcDelta('minorCount'), majorMs: gcDelta('majorMs'), majorCount: gcDelta('majorCount') }
+  const gc = gcBetween(gcBefore, targetAfter)
   const upstreamAfter = await upstream.stats()
   const answered = result.requests + result.non2xx
   /** @type {Record<string, number | null>} */

@@ -10,10 +10,11 @@
  * but, under OpenSSL 3, looks the digest and the HMAC implementation up
  * again on every call (on a slower machine, 17 of the 24-28 µs a check
  * cost in the gateway were createHmac's constructor). Side by side in the
- * gateway with every request checked, this costs 4-5 µs of main-thread CPU
- * less per check than createHmac did. The hash itself is still OpenSSL's; only the two-line
- * construction is written here, and test/unit/keys/hmac.test.ts holds it
- * to createHmac's answers for every algorithm and key length class.
+ * gateway with every request checked, this costs 4-5 µs of main-thread
+ * CPU less per check than createHmac did. The hash is still OpenSSL's;
+ * only the two-line construction is written here, and
+ * test/unit/keys/hmac.test.ts holds it to createHmac's answers for every
+ * algorithm and key length class.
  */
 import { createHash, hash, timingSafeEqual, type KeyObject } from 'node:crypto'
 
