@@ -190,7 +190,8 @@ export interface SentinelTopology {
   name: 'mymaster'
   /**
    * The primary and the replica, as last seen (they start as such; a
-   * failover swaps them: waitInSync and killPrimary ask the Sentinels first).
+   * failover swaps them: waitInSync and killPrimary ask the Sentinels first,
+   * killPrimary all of them and the node itself).
    */
   readonly primaryPort: number
   readonly replicaPort: number
@@ -274,7 +275,18 @@ export async function startSentinel (auth: TopologyAuth = {}): Promise<SentinelT
       get replicaPort () { return servers[1 - primaryIndex]!.port },
       get primaryPid () { return servers[primaryIndex]!.proc.pid! },
       async killPrimary () {
-        await refreshRoles()
+        // The node that is the master by its own INFO and by every
+        // Sentinel's answer: a single Sentinel may still name the old
+        // master for a moment after a failover of their own, and killing
+        // that one (by then a replica) would test something else.
+        await until('every Sentinel names the node that reports itself master', async () => {
+          const answers = await Promise.all(sentinelPorts.map((sp) => ask(sp, 'SENTINEL', 'GET-MASTER-ADDR-BY-NAME', 'mymaster')))
+          const ports = new Set(answers.map((a) => (Array.isArray(a) && a.length === 2 ? Number(a[1]) : NaN)))
+          const i = servers.findIndex((sv) => ports.size === 1 && ports.has(sv.port))
+          if (i < 0 || (await info(servers[i]!.port, 'replication')).get('role') !== 'master') return false
+          primaryIndex = i
+          return true
+        }, 10_000)
         const { port, proc } = servers[primaryIndex]!
         await kill(proc)
         return { port, pid: proc.pid! }

@@ -59,14 +59,15 @@ async function gatewayOn (store: Record<string, unknown>, rateLimit: Record<stri
 
 interface Answer { status: number, code: string | undefined, startedAt: number, ms: number }
 
+interface NodeConnections { port: number, role: string, names: Map<string, number> }
+
 /**
  * Where the gateways' store connections are: per data node of `topology`,
  * its role and its clients by name (the store names its connections
- * `jotgate` and `jotgate-confirm`). Printed around a failover, so that a
- * failure says which node each connection was on.
+ * `jotgate` and `jotgate-confirm`).
  */
-async function connectionsAt (topology: SentinelTopology): Promise<string> {
-  const parts: string[] = []
+async function connectionsAt (topology: SentinelTopology): Promise<NodeConnections[]> {
+  const nodes: NodeConnections[] = []
   for (const port of [topology.primaryPort, topology.replicaPort]) {
     const role = (await info(port, 'replication')).get('role') ?? 'down'
     const list = await ask(port, 'CLIENT', 'LIST')
@@ -75,9 +76,21 @@ async function connectionsAt (topology: SentinelTopology): Promise<string> {
       const name = /\bname=(jotgate\S*)/.exec(line)?.[1]
       if (name !== undefined) names.set(name, (names.get(name) ?? 0) + 1)
     }
-    parts.push(`port ${port} (${role}): ${[...names].map(([n, c]) => `${n} x${c}`).join(', ') || 'no jotgate connection'}`)
+    nodes.push({ port, role, names })
   }
-  return parts.join('; ')
+  return nodes
+}
+
+/** Printed around a failover, so that a failure says which node each connection was on. */
+function describe (nodes: NodeConnections[]): string {
+  return nodes.map(({ port, role, names }) => `port ${port} (${role}): ${[...names].map(([n, c]) => `${n} x${c}`).join(', ') || 'no jotgate connection'}`).join('; ')
+}
+
+/** True when the node reporting itself master holds at least `count` of each gateway connection and the other node none. */
+function allOnMaster (nodes: NodeConnections[], count: number): boolean {
+  return nodes.every(({ role, names }) => role === 'master'
+    ? (names.get('jotgate') ?? 0) >= count && (names.get('jotgate-confirm') ?? 0) >= count
+    : names.size === 0)
 }
 
 async function send (gw: TestGateway, token: string): Promise<Answer> {
@@ -212,7 +225,16 @@ t.test('failover: 503 for a bounded window, recovery without restart, no revoked
   })()
   await sleep(500)
 
-  t.comment(`before the kill: ${await connectionsAt(topo)}`)
+  // The failover under test starts from both gateways on the master: a
+  // Sentinel failover of its own just before (a loaded machine) is waited
+  // out, and a gateway left on a replica fails here, by name.
+  let before = await connectionsAt(topo)
+  for (const deadline = performance.now() + 10_000; !allOnMaster(before, 2) && performance.now() < deadline;) {
+    await sleep(100)
+    before = await connectionsAt(topo)
+  }
+  t.comment(`before the kill: ${describe(before)}`)
+  t.ok(allOnMaster(before, 2), 'before the kill, both gateways\' connections are on the master and none on the replica')
   const killed = await topo.killPrimary()
   const killedAt = performance.now()
   const oldPrimary = killed.port
@@ -239,7 +261,7 @@ t.test('failover: 503 for a bounded window, recovery without restart, no revoked
   probing = false
   await prober
   await revoker
-  t.comment(`after the failover: ${await connectionsAt(topo)}`)
+  t.comment(`after the failover: ${describe(await connectionsAt(topo))}`)
 
   const windows: Record<string, { first503: number, window: number, recovery: number } | undefined> = {}
   for (const name of ['A', 'B'] as const) {
