@@ -22,6 +22,8 @@ export type HmacAlgorithm = 'HS256' | 'HS384' | 'HS512'
 
 /** Block sizes in bytes of SHA-256 and of SHA-384/512 (FIPS 180-4). */
 const BLOCK: Record<HmacAlgorithm, number> = { HS256: 64, HS384: 128, HS512: 128 }
+/** Their output sizes in bytes. */
+const DIGEST: Record<HmacAlgorithm, number> = { HS256: 32, HS384: 48, HS512: 64 }
 
 /**
  * A checker of `alg` signatures made with `secret` (a secret KeyObject):
@@ -40,9 +42,22 @@ export function hmacVerifier (alg: HmacAlgorithm, secret: KeyObject): (input: st
     inner[i]! ^= key[i]!
     outer[i]! ^= key[i]!
   }
+  // The blocks hashed are built in place: the inner pad, then the input
+  // (grown when a longer one comes); the outer pad, then the inner hash.
+  // Checks run one at a time on the main thread, so one pair serves them all.
+  let innerBlock = Buffer.alloc(block + 1024)
+  inner.copy(innerBlock)
+  const outerBlock = Buffer.alloc(block + DIGEST[alg])
+  outer.copy(outerBlock)
   return (input, signature) => {
-    const innerHash = hash(digest, Buffer.concat([inner, Buffer.from(input)]), 'buffer')
-    const mac = hash(digest, Buffer.concat([outer, innerHash]), 'buffer')
+    // UTF-8 takes at most 3 bytes per UTF-16 unit.
+    if (block + input.length * 3 > innerBlock.length) {
+      innerBlock = Buffer.alloc(block + input.length * 3)
+      inner.copy(innerBlock)
+    }
+    const length = block + innerBlock.write(input, block)
+    hash(digest, innerBlock.subarray(0, length), 'buffer').copy(outerBlock, block)
+    const mac = hash(digest, outerBlock, 'buffer')
     return signature.length === mac.length && timingSafeEqual(mac, signature)
   }
 }

@@ -51,3 +51,26 @@ t.test('another key\'s MAC and another algorithm\'s MAC are refused', async (t) 
   t.equal(check(input, reference('HS512', key, input).subarray(0, 32)), false, 'HS512 cut to 32 bytes')
   t.equal(check(input, reference('HS256', key, input)), true, 'control')
 })
+
+t.test('one checker over inputs of any length in any order: each answer is its own input\'s', async (t) => {
+  // The checker reuses its blocks between calls and grows them for a long
+  // input: a short input after a long one must not hash the long one's tail.
+  let runs = 0
+  fc.assert(fc.property(
+    fc.constantFrom(...ALGS),
+    fc.array(fc.string({ maxLength: 3000, unit: 'binary' }), { minLength: 2, maxLength: 8 }),
+    (alg, inputs) => {
+      runs++
+      const key = Buffer.alloc(32, 3)
+      const check = hmacVerifier(alg, createSecretKey(key))
+      return inputs.every((input, i) => check(input, reference(alg, key, input)) &&
+        (i === 0 || inputs[i - 1] === input || !check(input, reference(alg, key, inputs[i - 1]!))))
+    }
+  ), { numRuns: 200 })
+  t.equal(runs, 200, 'every generated sequence checked')
+  const check = hmacVerifier('HS256', createSecretKey(Buffer.alloc(32, 3)))
+  const long = 'x'.repeat(5000)
+  t.equal(check(long, reference('HS256', Buffer.alloc(32, 3), long)), true, 'an input past the first block size')
+  t.equal(check('x', reference('HS256', Buffer.alloc(32, 3), 'x')), true, 'then a one-character input')
+  t.equal(check('x', reference('HS256', Buffer.alloc(32, 3), long)), false, 'which the long input\'s MAC does not verify')
+})
