@@ -27,17 +27,15 @@ export function decodeToken (token: string, maxBytes: number): DecodedToken {
   if (second === -1 || token.indexOf('.', second + 1) !== -1) {
     throw gatewayError('JOTGATE_TOKEN_MALFORMED', { reason: 'segments' })
   }
-  const header = decodeHeader(token.slice(0, first))
+  const headerText = token.slice(0, first)
+  const known = knownHeaders.get(headerText)
+  const header = known ?? decodeSegment(headerText, 'header')
   const payload = decodeSegment(token.slice(first + 1, second), 'payload')
-  if (typeof header.alg !== 'string') throw gatewayError('JOTGATE_TOKEN_MALFORMED', { reason: 'alg-missing' })
-  // RFC 8725 section 3.1: `none` is never accepted, whatever its spelling.
-  // Checked before the signature: an unsecured JWS has an empty one
-  // (RFC 7515 appendix A.5), and it must be refused as an algorithm.
-  if (header.alg.toLowerCase() === 'none') throw gatewayError('JOTGATE_TOKEN_ALGORITHM', { reason: 'alg-none' })
-  for (const name of UNSUPPORTED_HEADER) {
-    if (Object.hasOwn(header, name)) throw gatewayError('JOTGATE_TOKEN_MALFORMED', { reason: `header-${name}` })
+  if (known === undefined) {
+    checkHeader(header)
+    if (knownHeaders.size >= HEADERS_KEPT) knownHeaders.clear()
+    knownHeaders.set(headerText, Object.freeze(header))
   }
-  if (header.kid !== undefined && typeof header.kid !== 'string') throw gatewayError('JOTGATE_TOKEN_MALFORMED', { reason: 'kid-type' })
 
   const signature = token.slice(second + 1)
   if (signature.length === 0) throw gatewayError('JOTGATE_TOKEN_SIGNATURE', { reason: 'signature-empty' })
@@ -47,21 +45,26 @@ export function decodeToken (token: string, maxBytes: number): DecodedToken {
 
 /**
  * Decoded headers by their exact text. The tokens of one key share one
- * header, so a signature check (a verified-token cache miss) decodes only
- * its payload. Only headers that decoded are kept, frozen, at most
- * HEADERS_KEPT of them (then the map starts over): a client sending made-up
- * headers costs what it did without the map.
+ * header, so a signature check (a verified-token cache miss) decodes and
+ * checks only its payload. Only headers that decoded and passed
+ * checkHeader are kept, frozen, at most HEADERS_KEPT of them (then the map
+ * starts over): a client sending made-up headers costs what it did without
+ * the map.
  */
 const HEADERS_KEPT = 64
 const knownHeaders = new Map<string, Readonly<Record<string, unknown>>>()
 
-function decodeHeader (segment: string): Readonly<Record<string, unknown>> {
-  const known = knownHeaders.get(segment)
-  if (known !== undefined) return known
-  const header = Object.freeze(decodeSegment(segment, 'header'))
-  if (knownHeaders.size >= HEADERS_KEPT) knownHeaders.clear()
-  knownHeaders.set(segment, header)
-  return header
+/** The checks that depend on the header alone: made once per header text kept. */
+function checkHeader (header: Record<string, unknown>): void {
+  if (typeof header.alg !== 'string') throw gatewayError('JOTGATE_TOKEN_MALFORMED', { reason: 'alg-missing' })
+  // RFC 8725 section 3.1: `none` is never accepted, whatever its spelling.
+  // Checked before the signature: an unsecured JWS has an empty one
+  // (RFC 7515 appendix A.5), and it must be refused as an algorithm.
+  if (header.alg.toLowerCase() === 'none') throw gatewayError('JOTGATE_TOKEN_ALGORITHM', { reason: 'alg-none' })
+  for (const name of UNSUPPORTED_HEADER) {
+    if (Object.hasOwn(header, name)) throw gatewayError('JOTGATE_TOKEN_MALFORMED', { reason: `header-${name}` })
+  }
+  if (header.kid !== undefined && typeof header.kid !== 'string') throw gatewayError('JOTGATE_TOKEN_MALFORMED', { reason: 'kid-type' })
 }
 
 function decodeSegment (segment: string, part: string): Record<string, unknown> {
