@@ -44,11 +44,15 @@ export function hmacVerifier (alg: HmacAlgorithm, secret: KeyObject): (input: st
   }
   // The blocks hashed are built in place: the inner pad, then the input
   // (grown when a longer one comes); the outer pad, then the inner hash.
-  // Checks run one at a time on the main thread, so one pair serves them all.
+  // Hashes come back as latin1 strings (node's 'binary': one char per
+  // byte) written into buffers made once: a Buffer answer costs a new
+  // ArrayBuffer per hash, about as much as the hash itself. Checks run one
+  // at a time on the main thread, so one set of buffers serves them all.
   let innerBlock = Buffer.alloc(block + 1024)
   inner.copy(innerBlock)
   const outerBlock = Buffer.alloc(block + DIGEST[alg])
   outer.copy(outerBlock)
+  const mac = Buffer.alloc(DIGEST[alg])
   return (input, signature) => {
     // UTF-8 takes at most 3 bytes per UTF-16 unit.
     if (block + input.length * 3 > innerBlock.length) {
@@ -56,8 +60,8 @@ export function hmacVerifier (alg: HmacAlgorithm, secret: KeyObject): (input: st
       inner.copy(innerBlock)
     }
     const length = block + innerBlock.write(input, block)
-    hash(digest, innerBlock.subarray(0, length), 'buffer').copy(outerBlock, block)
-    const mac = hash(digest, outerBlock, 'buffer')
+    outerBlock.write(hash(digest, innerBlock.subarray(0, length), 'binary'), block, 'latin1')
+    mac.write(hash(digest, outerBlock, 'binary'), 0, 'latin1')
     return signature.length === mac.length && timingSafeEqual(mac, signature)
   }
 }
