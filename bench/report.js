@@ -122,6 +122,17 @@ export function formatTable (summary, { revocation, settings, machine, verifyUs 
   if (verifyUs !== undefined) out.push(`node:crypto alone on this machine, µs per signature check: ${Object.entries(verifyUs).map(([k, v]) => `${k} ${v}`).join(', ')}`)
   out.push('CPU µs/req: user+system time of the server process over the run / responses; redis µs/req: the same for redis-server; RSS: peak VmRSS during the run;')
   out.push('others %: CPU taken by processes outside the benchmark during the run, as a share of the whole machine (noise: high values make a run unreliable).')
+  // The baseline is one process doing the same thing every time: how far
+  // its own runs spread is how far the machine drifted during this run
+  // (shared hosts speed up and slow down within seconds, whatever runs
+  // inside this one).
+  const baseRps = summary.find((s) => s.server === 'baseline')?.reps.map((r) => r.rps).filter((x) => Number.isFinite(x)) ?? []
+  const baseMedian = median(baseRps)
+  if (baseRps.length > 1 && baseMedian) {
+    const lo = Math.min(...baseRps)
+    const hi = Math.max(...baseRps)
+    out.push(`baseline drift: its ${baseRps.length} runs served ${lo.toFixed(0)}-${hi.toFixed(0)} req/s, ${(100 * (hi - lo) / baseMedian).toFixed(0)}% of their median from slowest to fastest: how far the machine itself moved during this run (the same process, the same work).`)
+  }
   for (const r of revocation) {
     out.push(`revocation (POST /revocations, ${r.instances} instance${r.instances > 1 ? 's' : ''}, under HS256 load at ${r.loadRps.toFixed(0)} req/s): ` +
       `${r.calls - r.failed}/${r.calls} calls 201, p50 ${fixed(r.p50, 2)} ms, p99 ${fixed(r.p99, 2)} ms, max ${fixed(r.max, 2)} ms; ` +
