@@ -45,7 +45,7 @@ export function disablePretenuring (env: NodeJS.ProcessEnv = process.env, execAr
 }
 
 /** Held for the life of the process: see keepTickObjectShape. */
-const keptTickObjects: object[] = []
+let keptTickObject: object | undefined
 const noop = (): void => {}
 
 /**
@@ -65,10 +65,10 @@ const noop = (): void => {}
  * that one call only. Returns false when an object is already held.
  */
 export function keepTickObjectShape (): boolean {
-  if (keptTickObjects.length > 0) return false
+  if (keptTickObject !== undefined) return false
   const hook = createHook({
     init (_asyncId, type, _triggerAsyncId, resource) {
-      if (type === 'TickObject') keptTickObjects.push(resource)
+      if (type === 'TickObject') keptTickObject = resource
     }
   })
   hook.enable()
@@ -77,7 +77,7 @@ export function keepTickObjectShape (): boolean {
   } finally {
     hook.disable()
   }
-  return keptTickObjects.length > 0
+  return keptTickObject !== undefined
 }
 
 export async function runGateway (loaded: LoadedConfig, log: Logger, env: NodeJS.ProcessEnv = process.env): Promise<RunningGateway> {
