@@ -22,8 +22,9 @@ const dist = (path: string) => JSON.stringify(new URL(`../../dist/${path}`, impo
 
 // V8's memory reducer starts about 8 s after a full collection of a
 // process that has gone quiet, and may put itself off by another 8 s. The
-// child waits until it has seen the reducer's collections (they carry
-// V8's collect-all-external-memory flag), 40 s at most.
+// child waits until it has seen the reducer's first collection (they
+// carry V8's collect-all-external-memory flag), 55 s at most (under a
+// full test run about 40 have been seen), and its second, 2 s at most.
 const script = `
   const { createServer } = await import('node:http')
   const { PerformanceObserver, constants } = await import('node:perf_hooks')
@@ -43,10 +44,14 @@ const script = `
   config.routes = [{ path: '/', upstream: 'http://127.0.0.1:' + upstream.address().port, auth: 'none' }]
   const gateway = await buildGateway(loadConfigObject(config, keyDir), { logger: createLogger({ level: 'warn' }) })
   const url = await gateway.app.listen({ host: '127.0.0.1', port: 0 })
-  const deadline = Date.now() + 40_000
-  while (reducerGcs < 2 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 250))
+  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+  const deadline = Date.now() + 55_000
+  while (reducerGcs < 1 && Date.now() < deadline) await sleep(250)
+  // Its next collection follows about half a second later.
+  const next = Date.now() + 2000
+  while (reducerGcs < 2 && Date.now() < next) await sleep(250)
   // Let the last one finish (its sweeping) before the traffic.
-  await new Promise((resolve) => setTimeout(resolve, 1000))
+  await sleep(1000)
   for (let i = 0; i < 50; i++) await Promise.all(Array.from({ length: 10 }, () => fetch(url + '/x').then((r) => r.text())))
   console.log('reducer-gcs ' + reducerGcs)
   const print = new Function('f', '%DebugPrint(f)')
