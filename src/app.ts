@@ -10,7 +10,7 @@ import type { Logger } from 'pino'
 import { errorBody, gatewayError, isGatewayError, wwwAuthenticate, type GatewayError } from './errors.js'
 import type { LoadedConfig } from './config/load.js'
 import { toMs } from './config/duration.js'
-import { accessLogger, RequestLogger, type AnsweredRequest } from './log.js'
+import { requestLineWriter, RequestLogger, type AnsweredRequest } from './log.js'
 import { ConfigError } from './config/problems.js'
 import { tokenPolicies } from './pipeline/token-policy.js'
 import { normalizeTarget } from './pipeline/normalize-path.js'
@@ -141,13 +141,11 @@ export async function buildGateway (loaded: LoadedConfig, options: GatewayOption
 
   // Every answer, HTTP, WebSocket upgrade or CONNECT, is counted in the
   // metrics and (unless log.requests is off) written as one request line.
-  const access = accessLogger(log)
+  const requestLine = requestLineWriter(log)
   const answered: AnsweredRequest = (reqId, method, route, status, refusal, ms, websocket = false) => {
     metrics.request(route, method, status, refusal?.code, ms / 1000)
-    if (!current.config.log.requests || !access.isLevelEnabled('info')) return
-    const line: Record<string, unknown> = { reqId, method, route, status, code: refusal?.code ?? null, reason: refusal?.reason ?? null, ms: Math.round(ms * 100) / 100 }
-    if (websocket) line.websocket = true
-    access.info(line, 'request')
+    if (!current.config.log.requests || !requestLine.enabled()) return
+    requestLine.write({ reqId, method, route, status, code: refusal?.code ?? null, reason: refusal?.reason ?? null, ms: Math.round(ms * 100) / 100, websocket })
   }
 
   // CONNECT (RFC 9110 section 9.3.6) would open a tunnel; Node hands it to
