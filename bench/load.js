@@ -3,6 +3,7 @@
  * servers spent (/proc/<pid>/stat and /status).
  */
 import { readFileSync } from 'node:fs'
+import { cpus } from 'node:os'
 import { execFileSync } from 'node:child_process'
 // @ts-ignore: autocannon publishes no types (checkJs only; nothing here is compiled)
 import autocannon from 'autocannon'
@@ -251,5 +252,41 @@ export async function removeKeys (prefix, redisUrl) {
     if (stale.length > 0) await redis.del(...stale)
   } finally {
     redis.disconnect()
+  }
+}
+
+/**
+ * Where the processes run: the main thread of the server under test on
+ * the last CPU, the driver and the upstream on the others (taskset, from
+ * util-linux). On the 2-core machines this project runs on, the server's
+ * CPU per request moved by up to 2x with the core it happened to be on
+ * and with what shared that core (measured: the baseline at 90 against
+ * 175 µs per request pinned to one core or the other, the speed of the
+ * two cores changing over minutes); pinned, the same process measured in
+ * alternating one-second slices spread 0.81-1.02 against jotgate, not
+ * 0.50-1.58. Only the main thread is placed: libuv's pool and V8's
+ * helpers stay free to use any core. null when there is one CPU, no
+ * taskset, or BENCH_PIN=0.
+ * @returns {{ server: string, rest: string, place: (pid: number, cpus: string, allThreads?: boolean) => boolean, unplace: (pid: number) => boolean } | null}
+ */
+export function placement () {
+  const n = cpus().length
+  if (n < 2 || process.env.BENCH_PIN === '0') return null
+  const all = `0-${n - 1}`
+  /** @param {number} pid @param {string} list @param {boolean} allThreads */
+  const taskset = (pid, list, allThreads) => {
+    try {
+      execFileSync('taskset', [...(allThreads ? ['-a'] : []), '-p', '-c', list, String(pid)], { stdio: 'ignore' })
+      return true
+    } catch {
+      return false
+    }
+  }
+  if (!taskset(process.pid, all, true)) return null
+  return {
+    server: String(n - 1),
+    rest: n === 2 ? '0' : `0-${n - 2}`,
+    place: (pid, list, allThreads = false) => taskset(pid, list, allThreads),
+    unplace: (pid) => taskset(pid, all, true)
   }
 }

@@ -38,17 +38,23 @@ export function summarize (scenarios, raw, settings) {
     warmCacheRuns: runs.filter((r) => r.cacheCold === false).length
   })
   const b = medians(baseRuns)
+  const baseBySeq = new Map(baseRuns.map((r) => [r.seq, r]))
   return scenarios.map((s) => {
     const runs = raw[s.name] ?? []
     const m = medians(runs)
-    const ratio = m.rps !== null && b.rps ? m.rps / b.rps : null
-    const p99DeltaMs = m.p99 !== null && b.p99 !== null ? m.p99 - b.p99 : null
+    // Each jotgate run against its partner, the baseline run next to it
+    // (see run.js): the row's ratio and p99 difference are the medians of
+    // these, which a machine drifting between runs moves much less than a
+    // ratio of the two medians (kept as ratioOfMedians).
+    const pairs = runs.map((r) => {
+      const partner = baseBySeq.get(r.partner)
+      return partner === undefined || !partner.rps ? null : { rep: r.rep, ratio: r.rps / partner.rps, p99DeltaMs: r.p99 - partner.p99 }
+    }).filter((p) => p !== null)
+    const pairRatios = pairs.map((p) => p.ratio)
+    const ratio = median(pairRatios)
+    const p99DeltaMs = median(pairs.map((p) => p.p99DeltaMs))
+    const ratioOfMedians = m.rps !== null && b.rps ? m.rps / b.rps : null
     const rssRatio = m.rssMiB !== null && b.rssMiB ? m.rssMiB / b.rssMiB : null
-    // Same-repetition ratios: each run against the baseline run of its own repetition.
-    const ratioPerRep = runs.map((r) => {
-      const br = median(baseRuns.filter((x) => x.rep === r.rep).map((x) => x.rps))
-      return br === null ? null : r.rps / br
-    })
     const isJot = s.server !== 'baseline'
     return {
       name: s.name,
@@ -57,8 +63,9 @@ export function summarize (scenarios, raw, settings) {
       kind: s.kind ?? null,
       median: m,
       ratio,
-      ratioPerRep,
-      medianOfRatioPerRep: median(ratioPerRep),
+      ratioRange: pairRatios.length === 0 ? null : [Math.min(...pairRatios), Math.max(...pairRatios)],
+      ratioOfMedians,
+      pairs,
       p99DeltaMs,
       rssRatio,
       // Share of requests whose token was not yet in the verified-token
@@ -82,10 +89,10 @@ const fixed = (/** @type {number | null} */ x, /** @type {number} */ d) => x ===
 
 /**
  * @param {ReturnType<typeof summarize>} summary
- * @param {{ revocation: any[], settings: any, machine: any, verifyUs?: Record<string, number> }} extra
+ * @param {{ revocation: any[], settings: any, machine: any, verifyUs?: Record<string, number>, placed?: { server: string, rest: string, ok: boolean } | null }} extra
  */
-export function formatTable (summary, { revocation, settings, machine, verifyUs }) {
-  const head = ['scenario', 'req/s', 'p50 ms', 'p99 ms', 'CPU µs/req', 'RSS MiB', 'x base', 'p99 Δ ms', 'redis µs/req', 'others %', 'target', 'result']
+export function formatTable (summary, { revocation, settings, machine, verifyUs, placed = null }) {
+  const head = ['scenario', 'req/s', 'p50 ms', 'p99 ms', 'CPU µs/req', 'RSS MiB', 'x base', 'runs', 'p99 Δ ms', 'redis µs/req', 'others %', 'target', 'result']
   const rows = summary.map((s) => {
     const m = s.median
     const t = s.targets
@@ -96,15 +103,18 @@ export function formatTable (summary, { revocation, settings, machine, verifyUs 
     return [
       s.name, fixed(m.rps, 0), fixed(m.p50, 2), fixed(m.p99, 2), fixed(m.cpuUsPerReq, 0), fixed(m.rssMiB, 0),
       s.server === 'baseline' ? '1.00' : fixed(s.ratio, 2),
+      s.ratioRange === null ? '' : s.ratioRange.map((x) => fixed(x, 2)).join('-'),
       s.server === 'baseline' ? '' : `${s.p99DeltaMs !== null && s.p99DeltaMs >= 0 ? '+' : ''}${fixed(s.p99DeltaMs, 2)}`,
       fixed(m.redisCpuUsPerReq, 1), m.otherCpuShare === null ? '-' : (100 * m.otherCpuShare).toFixed(0), target, result
     ]
   })
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i]).length)))
-  const line = (/** @type {string[]} */ cells) => cells.map((c, i) => (i === 0 || i >= 10 ? c.padEnd(/** @type {number} */ (widths[i])) : c.padStart(/** @type {number} */ (widths[i])))).join('  ').trimEnd()
+  const line = (/** @type {string[]} */ cells) => cells.map((c, i) => (i === 0 || i >= 11 ? c.padEnd(/** @type {number} */ (widths[i])) : c.padStart(/** @type {number} */ (widths[i])))).join('  ').trimEnd()
   const out = [
     `jotgate bench: ${machine.cpu}, ${machine.cores} cores, node ${machine.node}, ${machine.date}`,
-    `${settings.reps} interleaved repetitions (baseline twice in each) x ${settings.duration} s after ${settings.warmup} s warm-up, ${settings.connections} connections; medians per scenario; x base = req/s / baseline req/s (same run)`,
+    `${settings.reps} interleaved repetitions x ${settings.duration} s after ${settings.warmup} s warm-up, ${settings.connections} connections; every jotgate run next to a baseline run (its partner); medians per scenario`,
+    'x base: median over the repetitions of req/s / the partner\'s req/s (runs: lowest-highest of those); p99 Δ: the same for p99 - the partner\'s p99',
+    placed === null ? 'not pinned: the servers, the driver and the upstream share every CPU as the kernel places them' : `pinned (taskset): every server's main thread on CPU ${placed.server}, the driver and the upstream on ${placed.rest}${placed.ok ? '' : ' (some taskset calls failed)'}`,
     '',
     line(head),
     line(head.map((_, i) => '-'.repeat(/** @type {number} */ (widths[i])))),

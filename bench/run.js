@@ -16,7 +16,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Redis } from 'ioredis'
 import { spawnServer } from './servers.js'
-import { commonSettings, cpuMicros, drive, envNumber, gcBetween, machineMicros, removeKeys, threadCpuMicros, watchRss } from './load.js'
+import { commonSettings, cpuMicros, drive, envNumber, gcBetween, machineMicros, placement, removeKeys, threadCpuMicros, watchRss } from './load.js'
 import { runRevocationJob } from './revocation.js'
 import { compareProfiles, formatProfile, summarizeProfile } from './profile.js'
 import { ALGS, gatewayConfig, generateKeys, signTokens, verifyCosts } from './tokens.js'
@@ -353,24 +353,44 @@ async function main () {
     // Priming: one short run per scenario before anything is measured, so
     // that no measured run pays for JIT warm-up or for opening pools.
     log(`[${elapsed()}] priming...`)
-    for (const s of scenarios) {
-      await drive({ urls: [serverOf(s.server).url], connections: settings.connections, duration: settings.warmup, tokens: s.warmTokens }).done
-    }
+    // All at once: the runs compete for the cores, which does not matter
+    // here (nothing is measured), and it takes one warm-up, not eleven.
+    await Promise.all(scenarios.map((s) => drive({ urls: [serverOf(s.server).url], connections: settings.connections, duration: 2 * settings.warmup, tokens: s.warmTokens }).done))
+    // Each server's main thread on one core, the driver and the upstream on
+    // the others, once priming has started every thread pool (see placement
+    // in load.js); undone before the revocation phase.
+    const place = placement()
+    const placed = place === null
+      ? null
+      : { server: place.server, rest: place.rest, ok: [...Object.values(servers).map((h) => place.place(h.pid, place.server)), place.place(process.pid, place.rest, true), place.place(upstream.pid, place.rest, true)].every(Boolean) }
+    log(`[${elapsed()}] ${placed === null ? 'not pinned (one CPU, no taskset or BENCH_PIN=0)' : `pinned: servers' main threads on CPU ${placed.server}, driver and upstream on ${placed.rest}${placed.ok ? '' : ' (some taskset calls failed)'}`}`)
     const { ConfigSchema } = await import(new URL('../dist/config/schema.js', import.meta.url).href)
     /** jotgate's verified-token cache size (the config default, which the bench keeps). */
     const cacheSize = /** @type {number} */ (ConfigSchema.properties.tokens.properties.cacheSize.default)
     const baselineScenario = /** @type {Scenario} */ (scenarios.find((s) => s.server === 'baseline'))
     const others = scenarios.filter((s) => s !== baselineScenario)
+    let seq = 0
     for (let rep = 0; rep < settings.reps; rep++) {
-      // The baseline runs twice per repetition, once in each half of the
-      // shuffled order, so every jotgate run has a baseline run near it in time.
+      // Every jotgate run has a baseline run at most one run away, its
+      // partner: groups of two jotgate runs, the baseline, two more, in a
+      // shuffled order. A row's ratio is the median of its runs' ratios to
+      // their partners, so a machine that speeds up or slows down between
+      // runs (shared hosts moved 36-76% within one run) moves both sides of
+      // each ratio.
       const shuffledOthers = shuffled(others, rnd)
-      const half = Math.ceil(shuffledOthers.length / 2)
-      const firstHalf = shuffled([baselineScenario, ...shuffledOthers.slice(0, half)], rnd)
-      const secondHalf = shuffled([baselineScenario, ...shuffledOthers.slice(half)], rnd)
-      const order = [...firstHalf, ...secondHalf]
-      orders.push(order.map((s) => s.name))
-      for (const s of order) {
+      /** @type {{ scenario: Scenario, seq: number, partner: number | null }[]} */
+      const order = []
+      for (let i = 0; i < shuffledOthers.length || order.length === 0; i += 4) {
+        const group = shuffledOthers.slice(i, i + 4)
+        const before = group.slice(0, Math.ceil(group.length / 2))
+        const after = group.slice(before.length)
+        const partner = seq + before.length
+        for (const scenario of before) order.push({ scenario, seq: seq++, partner })
+        order.push({ scenario: baselineScenario, seq: seq++, partner: null })
+        for (const scenario of after) order.push({ scenario, seq: seq++, partner })
+      }
+      orders.push(order.map((o) => o.scenario.name))
+      for (const { scenario: s, seq: at, partner } of order) {
         const target = serverOf(s.server)
         // Every jotgate run starts on a fresh generation (a reload, as on
         // SIGHUP), so a distinct run finds none of its tokens in the
@@ -379,11 +399,12 @@ async function main () {
         const cacheCold = s.server !== 'baseline' ? await target.reload() : null
         if (cacheCold === false) throw new Error('jotgate refused to reload its config')
         const r = await measure(s, { target, upstream, pids: { server: target.pid, upstream: upstream.pid, redis: rPid, driver: process.pid } })
-        raw[s.name]?.push({ rep, cacheCold, ...r })
+        raw[s.name]?.push({ rep, seq: at, partner, cacheCold, ...r })
         log(`[${elapsed()}] rep ${rep + 1}/${settings.reps} ${s.name.padEnd(22)} ${r.rps.toFixed(0).padStart(6)} req/s  p50 ${r.p50.toFixed(2)} ms  p99 ${r.p99.toFixed(2)} ms  cpu ${r.cpuUsPerReq.server?.toFixed(0)} µs/req (main ${r.cpuUsPerReq.serverMain?.toFixed(0)})  rss ${((r.rssBytes ?? NaN) / 2 ** 20).toFixed(0)} MiB${r.heapMiB === null ? '' : ` (heap ${r.heapMiB.toFixed(0)})`}  gc ${r.gc.minorMs.toFixed(0)} ms/${r.gc.minorCount} minor, ${r.gc.majorMs.toFixed(0)} ms/${r.gc.majorCount} major  others ${r.otherCpuShare === null ? '-' : (100 * r.otherCpuShare).toFixed(0)}%  new upstream conns ${r.upstreamConnections}${r.non2xx + r.errors > 0 ? `  NON-2XX ${r.non2xx} ERR ${r.errors}` : ''}`)
       }
     }
 
+    if (place !== null) for (const pid of [...Object.values(servers).map((h) => h.pid), process.pid, upstream.pid]) place.unplace(pid)
     /** @type {any[]} */
     const revocation = []
     for (const [i, n] of settings.revocationInstances.entries()) {
@@ -408,13 +429,13 @@ async function main () {
 
     const summary = summarize(scenarios, raw, { ...settings, cacheSize })
     const machine = { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, node: process.version, os: `${process.platform} ${release()}`, loadavgAtEnd: loadavg(), date: new Date().toISOString() }
-    const lines = formatTable(summary, { revocation, settings, machine, verifyUs })
+    const lines = formatTable(summary, { revocation, settings, machine, verifyUs, placed })
     if (profile !== undefined) lines.push('', ...formatProfile(profile))
     process.stdout.write(`${lines.join('\n')}\n`)
     const { only, ...plainSettings } = settings
     writeFileSync(RESULTS_FILE, `${JSON.stringify({
       machine,
-      settings: { ...plainSettings, only: only?.source ?? null, keyPrefix, redisCpuMeasured: rPid !== undefined },
+      settings: { ...plainSettings, only: only?.source ?? null, keyPrefix, redisCpuMeasured: rPid !== undefined, placement: placed },
       orders,
       verifyUsPerSignature: verifyUs,
       scenarios: summary,
