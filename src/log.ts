@@ -144,10 +144,11 @@ type PinoInternals = Record<symbol, unknown>
  * and base fields (`pino.symbols`, which pino exposes for integrations),
  * byte for byte what `log.info(fields, 'request')` writes. Counted with
  * callgrind (main thread, HS256 repeated token, 1,500 requests after
- * 5,000 of warm-up), a request cost 338,100 instructions without the line,
- * 359,900 with it through pino's general path (its property loop, shared
- * with every other log call, runs megamorphic) and 349,800 with this
- * template: the line's cost halved (see README, Performance). A logger
+ * 5,000 of warm-up, two runs each), a request cost 338,100 and 346,100
+ * instructions without the line, 359,900 and 368,500 with it through
+ * pino's general path (its property loop, shared with every other log
+ * call, runs megamorphic), 349,800 and 348,900 with this template: the
+ * line went from about 22,000 to about 7,000 (see README, Performance). A logger
  * not made by createLogger (a caller's own, with its own formatters)
  * gets its lines through `info` as before.
  */
