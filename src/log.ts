@@ -148,9 +148,9 @@ type PinoInternals = Record<symbol, unknown>
  * instructions without the line, 359,900 and 368,500 with it through
  * pino's general path (its property loop, shared with every other log
  * call, runs megamorphic), 349,800 and 348,900 with this template: the
- * line went from about 22,000 to about 7,000 (see README, Performance). A logger
- * not made by createLogger (a caller's own, with its own formatters)
- * gets its lines through `info` as before.
+ * line went from about 22,000 to about 7,000 (see README, Performance).
+ * A logger not made by createLogger (a caller's own, with its own
+ * formatters) gets its lines through `info` as before.
  */
 export function requestLineWriter (log: Logger): RequestLineWriter {
   const enabled = () => log.isLevelEnabled('info')
@@ -160,7 +160,8 @@ export function requestLineWriter (log: Logger): RequestLineWriter {
     internals[sym.messageKey] === 'msg' && typeof internals[sym.time] === 'function'
   if (!direct) {
     const child = log.child({}, { redact: [] })
-    return { enabled, write: (fields) => { child.info(fields, 'request') } }
+    // As the template: `websocket` only when true.
+    return { enabled, write: ({ websocket, ...fields }) => { child.info(websocket === true ? { ...fields, websocket } : fields, 'request') } }
   }
   const head = (internals[sym.lsCache] as Record<number, string>)[log.levels.values.info!]!
   const time = internals[sym.time] as () => string

@@ -103,9 +103,10 @@ t.test('the request line follows the level and leaves a foreign logger its own f
   // A logger made elsewhere, with a level formatter of its own: its lines go through pino.
   const foreign: string[] = []
   const theirs = pino({ formatters: { level: (label) => ({ level: label }) } }, new Writable({ write (chunk, _enc, cb) { foreign.push(String(chunk)); cb() } }))
-  requestLineWriter(theirs).write({ reqId: 'f-1', method: 'GET', route: '/', status: 204, code: null, reason: null, ms: 2 })
+  requestLineWriter(theirs).write({ reqId: 'f-1', method: 'GET', route: '/', status: 204, code: null, reason: null, ms: 2, websocket: false })
   await new Promise((resolve) => setImmediate(resolve))
   const line = JSON.parse(foreign.join('')) as Record<string, unknown>
   t.same([line.level, line.reqId, line.status, line.msg], ['info', 'f-1', 204, 'request'], 'written with the logger\'s own formatters')
+  t.notOk('websocket' in line, 'websocket only when true, as in the template')
   t.equal(quiet.length, 0)
 })
