@@ -103,7 +103,16 @@ export function createRedisStore (store: GatewayConfig['store']): RedisStore {
       redisOptions: { ...base, enableAutoPipelining: false }
     })
   } else if (store.sentinels !== undefined) {
-    client = new Redis({ ...base, sentinels: store.sentinels, name: store.name!, ...(store.sentinelPassword === undefined ? {} : { sentinelPassword: store.sentinelPassword }) })
+    client = new Redis({
+      ...base,
+      sentinels: store.sentinels,
+      name: store.name!,
+      // A Sentinel that accepts the connection but never answers (stopped,
+      // or hung) would otherwise hold every reconnection for good: after
+      // this long the next Sentinel is asked.
+      sentinelCommandTimeout: Math.max(1000, commandTimeout * 2),
+      ...(store.sentinelPassword === undefined ? {} : { sentinelPassword: store.sentinelPassword })
+    })
   } else {
     client = new Redis(store.url, base)
   }
@@ -115,16 +124,10 @@ export function createRedisStore (store: GatewayConfig['store']): RedisStore {
   const isCluster = client instanceof Cluster
   const sentinelMode = client instanceof Redis && store.cluster === undefined && store.sentinels !== undefined
   // Every connection to the master: moved to the new one when the Sentinels switch.
-  const connections = new Set<Client>([client])
-  /** Reconnects (through the Sentinels) every connection that is not on `master`, or all of them. */
-  const follow = (master?: { host: string, port: number }) => {
-    for (const c of connections) {
-      const at = endpointOf(c as Redis)
-      if (master === undefined || at === undefined || !sameAddress(at, master)) (c as Redis).disconnect(true)
-    }
-  }
-  const confirmer = sentinelMode ? createConfirmer(client as Redis, store.sentinels!, store.name!, commandTimeout, () => follow(), sentinelAuth) : undefined
-  if (confirmer !== undefined) connections.add(confirmer.connection)
+  const { track, follow } = createFollower()
+  track(client)
+  const confirmer = sentinelMode ? createConfirmer(client as Redis, store.sentinels!, store.name!, commandTimeout, follow, sentinelAuth) : undefined
+  if (confirmer !== undefined) track(confirmer.connection)
   const watcher = sentinelMode
     ? watchSwitch(store.sentinels!, store.name!, commandTimeout, (from, to) => { confirmer?.formerMaster(from); follow(to) }, sentinelAuth)
     : undefined
@@ -228,7 +231,7 @@ export function createRedisStore (store: GatewayConfig['store']): RedisStore {
       const [count, resetMs] = await scripts.jgHit(key.hit(k), windowMs)
       return { count, resetMs }
     }),
-    createFeed: (retentionMs) => createFeed(client, p, retentionMs, revocationWrite, (c) => connections.add(c)),
+    createFeed: (retentionMs) => createFeed(client, p, retentionMs, revocationWrite, track),
     async close () {
       clearInterval(probe)
       await Promise.all([quit(client), confirmer?.close(), watcher?.close()])
@@ -274,9 +277,14 @@ function watchSwitch (sentinels: HostPort[], name: string, commandTimeout: numbe
       if (channel !== '+switch-master' || master !== name || toHost === undefined) return
       onSwitch({ host: fromHost!, port: Number(fromPort) }, { host: toHost, port: Number(toPort) })
     })
-    conn.subscribe('+switch-master').catch(() => {})
+    // A Sentinel that accepts but never confirms the subscription (hung)
+    // would leave the watcher deaf for good: the next one is tried.
+    const unconfirmed = setTimeout(() => conn.disconnect(), Math.max(1000, commandTimeout * 2))
+    unconfirmed.unref()
+    conn.subscribe('+switch-master').then(() => clearTimeout(unconfirmed), () => {})
     // No retries on this connection: when it ends, the next Sentinel.
     conn.once('end', () => {
+      clearTimeout(unconfirmed)
       if (stopped) return
       timer = setTimeout(connect, 500)
       timer.unref()
@@ -292,13 +300,55 @@ function watchSwitch (sentinels: HostPort[], name: string, commandTimeout: numbe
   }
 }
 
-interface HostPort { host: string, port: number }
+export interface HostPort { host: string, port: number }
 
 /** The address a connection is on now (undefined while it has none). */
 function endpointOf (connection: Redis): HostPort | undefined {
   const stream = (connection as unknown as { stream?: { remoteAddress?: string, remotePort?: number } }).stream
   if (stream?.remoteAddress === undefined || stream.remotePort === undefined) return undefined
   return { host: stream.remoteAddress.replace(/^::ffff:/, ''), port: stream.remotePort }
+}
+
+/**
+ * Sentinel: the connections that must be on the master. `follow(master)`
+ * reconnects, through the Sentinels, every tracked connection that is not
+ * on it.
+ *
+ * A connection that is asking the Sentinels where the master is (status
+ * 'connecting') is left alone: ioredis ends it for good when it is
+ * disconnected then (its connector drops the pending answer with
+ * "Connection is closed." and the client goes to 'end'; seen once under a
+ * loaded test run: every request 503 until a restart). What it is told may
+ * predate the switch, so it is looked at again once it is ready.
+ * 'reconnecting', 'wait' and 'end' are left alone too: such a connection
+ * asks the Sentinels anew when (if) it connects.
+ */
+export function createFollower (): { track: (c: Client) => void, follow: (master: HostPort) => void } {
+  const connections = new Set<Redis>()
+  const deferred = new Map<Redis, HostPort>()
+  const moveUnlessOn = (connection: Redis, master: HostPort) => {
+    const at = endpointOf(connection)
+    if (at === undefined || !sameAddress(at, master)) connection.disconnect(true)
+  }
+  return {
+    track (c) {
+      const conn = c as Redis
+      if (connections.has(conn)) return
+      connections.add(conn)
+      conn.on('ready', () => {
+        const master = deferred.get(conn)
+        if (master === undefined) return
+        deferred.delete(conn)
+        moveUnlessOn(conn, master)
+      })
+    },
+    follow (master) {
+      for (const conn of connections) {
+        if (conn.status === 'connecting') deferred.set(conn, master)
+        else if (conn.status === 'connect' || conn.status === 'ready') moveUnlessOn(conn, master)
+      }
+    }
+  }
 }
 
 /** `at` (an IP) is `addr` as a Sentinel names it; a Sentinel may name it by hostname: then the port alone is compared. */
@@ -344,7 +394,7 @@ class NotConfirmedError extends StoreUnavailableError {}
  * up; with several replicas one ack is asked for, and Sentinel promotes the
  * most up to date replica (among equal priorities), which then holds it.
  */
-function createConfirmer (client: Redis, sentinels: HostPort[], name: string, commandTimeout: number, onStale: () => void, sentinelAuth: SentinelAuth = {}) {
+function createConfirmer (client: Redis, sentinels: HostPort[], name: string, commandTimeout: number, onStale: (master: HostPort) => void, sentinelAuth: SentinelAuth = {}) {
   const connection = client.duplicate({ connectionName: 'jotgate-confirm' })
   connection.on('error', () => {})
   for (const [cmd, lua] of Object.entries(SCRIPTS)) connection.defineCommand(cmd, { numberOfKeys: 1, lua })
@@ -426,7 +476,7 @@ function createConfirmer (client: Redis, sentinels: HostPort[], name: string, co
       ])
       const now = endpointOf(connection)
       if (now === undefined || now.host !== at.host || now.port !== at.port || !sameAddress(at, view)) {
-        onStale()
+        onStale(view)
         throw new NotConfirmedError(`revocation written to ${at.host}:${at.port}, not the master the Sentinels name (${view.host}:${view.port})`)
       }
       if (acked >= 1 || view.count === 0) return result
