@@ -140,8 +140,11 @@ function quantile (sorted, q) {
  * @property {number} rps 2xx responses per second
  * @property {number} p50 ms, from every 2xx response time (not autocannon's whole-ms histogram)
  * @property {number} p99 ms
+ * @property {number} p999 ms
  * @property {number} max ms
  * @property {Record<string, number>} statusCodes
+ * @property {number} firstSends responses in the window whose token the window had not sent before
+ *   (with several tokens; the requests in flight when the window opened, warm-up tokens, count as such)
  */
 
 /** @param {string[]} tokens @param {number} c @param {number} connections */
@@ -162,14 +165,21 @@ function requestsFor (tokens, c, connections) {
  * tokens are spread so that connection c sends tokens c, c + C, c + 2C, ...
  * in a ring: every request is prebuilt (the driver spends the same per
  * request whatever the case) and no two connections send the same token at
- * once. `duration: Infinity` runs until stop().
- * @param {{ urls: string[], connections: number, warmup?: number, duration: number, tokens?: string[], warmTokens?: string[],
+ * once. `duration: Infinity` runs until stop(). With `requests`, the
+ * window ends after that many responses (or `duration`, whichever first):
+ * `requests: tokens.length` sends each token about once.
+ * With `rate`, autocannon sends that many requests per second in all
+ * (open loop) instead of as many as the connections can.
+ * @param {{ urls: string[], connections: number, warmup?: number, duration: number, requests?: number, rate?: number, tokens?: string[], warmTokens?: string[],
  *   onWindowStart?: () => void, onWindowEnd?: () => void }} options
  * @returns {{ done: Promise<LoadResult>, stop: () => void }}
  */
-export function drive ({ urls, connections, warmup = 0, duration, tokens = [], warmTokens = tokens, onWindowStart, onWindowEnd }) {
+export function drive ({ urls, connections, warmup = 0, duration, requests, rate, tokens = [], warmTokens = tokens, onWindowStart, onWindowEnd }) {
   /** @type {{ client: any, c: number }[]} */
   const clients = []
+  /** Responses in the window per connection, and how many tokens its ring holds. */
+  const sent = new Map()
+  const ringOf = (/** @type {number} */ c) => Math.max(1, requestsFor(tokens, c, connections).length)
   let next = 0
   let latencies = new Float64Array(1 << 20)
   let n = 0
@@ -186,18 +196,26 @@ export function drive ({ urls, connections, warmup = 0, duration, tokens = [], w
     // We end the window ourselves; autocannon's own end is only a backstop.
     duration: Number.isFinite(duration) ? warmup + duration + 30 : 24 * 3600,
     timeout: 10,
+    ...(rate === undefined ? {} : { overallRate: rate }),
     setupClient: (/** @type {any} */ client) => {
       const c = next++ % connections
       clients.push({ client, c })
+      sent.set(client, { n: 0, ring: ringOf(c) })
       client.setRequests(requestsFor(warmup > 0 ? warmTokens : tokens, c, connections))
     }
   })
-  instance.on('response', (/** @type {unknown} */ _client, /** @type {number} */ statusCode, /** @type {number} */ _bytes, /** @type {number} */ responseTime) => {
+  let firstSends = 0
+  instance.on('response', (/** @type {unknown} */ client, /** @type {number} */ statusCode, /** @type {number} */ _bytes, /** @type {number} */ responseTime) => {
     if (!measuring) return
+    const mine = sent.get(client)
+    if (mine !== undefined && mine.n++ < mine.ring) firstSends++
     statusCodes[statusCode] = (statusCodes[statusCode] ?? 0) + 1
-    if (statusCode < 200 || statusCode > 299) { non2xx++; return }
-    if (n === latencies.length) { const bigger = new Float64Array(n * 2); bigger.set(latencies); latencies = bigger }
-    latencies[n++] = responseTime
+    if (statusCode < 200 || statusCode > 299) non2xx++
+    else {
+      if (n === latencies.length) { const bigger = new Float64Array(n * 2); bigger.set(latencies); latencies = bigger }
+      latencies[n++] = responseTime
+    }
+    if (requests !== undefined && n + non2xx >= requests) endWindow()
   })
   instance.on('reqError', () => { if (measuring) errors++ })
   const startWindow = () => {
@@ -229,8 +247,10 @@ export function drive ({ urls, connections, warmup = 0, duration, tokens = [], w
       rps: seconds > 0 ? n / seconds : 0,
       p50: quantile(sorted, 0.5),
       p99: quantile(sorted, 0.99),
+      p999: quantile(sorted, 0.999),
       max: quantile(sorted, 1),
-      statusCodes
+      statusCodes,
+      firstSends
     }
   })
   return { done, stop: endWindow }

@@ -69,9 +69,12 @@ export function summarize (scenarios, raw, settings) {
       p99DeltaMs,
       rssRatio,
       // Share of requests whose token was not yet in the verified-token
-      // cache (the first lap of the ring, when the run began cold and the
-      // ring fits in the cache; all of them when it does not).
-      signatureCheckShare: s.kind === 'distinct' && m.requests ? (s.tokens.length > settings.cacheSize ? 1 : Math.min(1, s.tokens.length / m.requests)) : null,
+      // cache: each token's first send in the run (the run began cold),
+      // counted per connection by the driver; all of them when the ring
+      // does not fit in the cache.
+      signatureCheckShare: s.kind === 'distinct' && m.requests
+        ? (s.tokens.length > settings.cacheSize ? 1 : median(runs.map((r) => r.requests + r.non2xx > 0 ? r.firstSends / (r.requests + r.non2xx) : null)))
+        : null,
       targets: isJot ? { minRatio: s.minRatio ?? null, maxP99DeltaMs: s.maxP99DeltaMs ?? null, maxRssRatio: MAX_RSS_RATIO } : null,
       verdict: isJot
         ? {
@@ -89,9 +92,9 @@ const fixed = (/** @type {number | null} */ x, /** @type {number} */ d) => x ===
 
 /**
  * @param {ReturnType<typeof summarize>} summary
- * @param {{ revocation: any[], settings: any, machine: any, verifyUs?: Record<string, number>, placed?: { server: string, rest: string, ok: boolean } | null }} extra
+ * @param {{ revocation: any[], latency?: any, settings: any, machine: any, verifyUs?: Record<string, number>, placed?: { server: string, rest: string, ok: boolean } | null }} extra
  */
-export function formatTable (summary, { revocation, settings, machine, verifyUs, placed = null }) {
+export function formatTable (summary, { revocation, latency = null, settings, machine, verifyUs, placed = null }) {
   const head = ['scenario', 'req/s', 'p50 ms', 'p99 ms', 'CPU µs/req', 'RSS MiB', 'x base', 'runs', 'p99 Δ ms', 'redis µs/req', 'others %', 'target', 'result']
   const rows = summary.map((s) => {
     const m = s.median
@@ -127,7 +130,8 @@ export function formatTable (summary, { revocation, settings, machine, verifyUs,
   if (distinct.length > 0) {
     const warm = distinct.reduce((n, s) => n + s.median.warmCacheRuns, 0)
     out.push(`distinct: every jotgate run starts on a reloaded config (as on SIGHUP), so with an empty verified-token cache${warm > 0 ? ` (except ${warm} run(s), see results.json cacheCold)` : ''}; ` +
-      `each token's signature is checked on its first use only; share of requests that needed one (median run): ${distinct.map((s) => `${s.alg} ${(100 * /** @type {number} */ (s.signatureCheckShare)).toFixed(0)}%`).join(', ')}`)
+      `it sends each of its ${settings.distinct} tokens ${settings.distinctLaps === 1 ? 'once' : `${settings.distinctLaps} times`} (the window ends there, not after ${settings.duration} s); ` +
+      `a token's signature is checked on its first use only; share of requests that needed one (median run): ${distinct.map((s) => `${s.alg} ${(100 * /** @type {number} */ (s.signatureCheckShare)).toFixed(0)}%`).join(', ')}`)
   }
   if (verifyUs !== undefined) out.push(`node:crypto alone on this machine, µs per signature check: ${Object.entries(verifyUs).map(([k, v]) => `${k} ${v}`).join(', ')}`)
   out.push('CPU µs/req: user+system time of the server process over the run / responses; redis µs/req: the same for redis-server; RSS: peak VmRSS during the run;')
@@ -142,6 +146,13 @@ export function formatTable (summary, { revocation, settings, machine, verifyUs,
     const lo = Math.min(...baseRps)
     const hi = Math.max(...baseRps)
     out.push(`baseline drift: its ${baseRps.length} runs served ${lo.toFixed(0)}-${hi.toFixed(0)} req/s, ${(100 * (hi - lo) / baseMedian).toFixed(0)}% of their median from slowest to fastest: how far the machine itself moved during this run (the same process, the same work).`)
+  }
+  if (latency !== null) {
+    const sign = (/** @type {number | null} */ x) => `${x !== null && x >= 0 ? '+' : ''}${fixed(x, 2)}`
+    out.push(`latency at a fixed ${latency.rate} req/s (${latency.connections} connections, ${latency.pairs} pairs of ${latency.seconds}-s windows, baseline and HS256 repeated by turns; medians): ` +
+      `p50 ${fixed(latency.baseline.p50, 2)} -> ${fixed(latency.jotgate.p50, 2)} ms (Δ ${sign(latency.delta.p50)}), ` +
+      `p99 ${fixed(latency.baseline.p99, 2)} -> ${fixed(latency.jotgate.p99, 2)} ms (Δ ${sign(latency.delta.p99)}${latency.delta.p99 === null ? '' : latency.delta.p99 <= 1 ? ', within 1 ms' : ', MORE than 1 ms'}), ` +
+      `p99.9 ${fixed(latency.baseline.p999, 2)} -> ${fixed(latency.jotgate.p999, 2)} ms (Δ ${sign(latency.delta.p999)}); Δ: median over the pairs of jotgate - baseline`)
   }
   for (const r of revocation) {
     out.push(`revocation (POST /revocations, ${r.instances} instance${r.instances > 1 ? 's' : ''}, under HS256 load at ${r.loadRps.toFixed(0)} req/s): ` +

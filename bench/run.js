@@ -5,7 +5,8 @@
  * Settings (environment): BENCH_REPS (3), BENCH_DURATION seconds (5),
  * BENCH_WARMUP seconds (1), BENCH_CONNECTIONS (50), BENCH_DISTINCT (10000),
  * BENCH_REVOCATIONS (200), BENCH_REVOCATION_INSTANCES ("1", e.g. "1,2,4"),
- * BENCH_ONLY (a regex on scenario names), BENCH_SEED (1), BENCH_LOG_LEVEL
+ * BENCH_LATENCY_PAIRS (4), BENCH_LATENCY_DURATION seconds (3), BENCH_LATENCY_RATE
+ * (req/s; 0: half the baseline's), BENCH_ONLY (a regex on scenario names), BENCH_SEED (1), BENCH_LOG_LEVEL
  * (jotgate's log level, "info": one line per request as in production),
  * BENCH_PROFILE=1 or --profile (BENCH_PROFILE_DIR: keep the .cpuprofile
  * files there), REDIS_URL (redis://127.0.0.1:6379).
@@ -20,14 +21,21 @@ import { commonSettings, cpuMicros, drive, envNumber, gcBetween, machineMicros, 
 import { runRevocationJob } from './revocation.js'
 import { compareProfiles, formatProfile, summarizeProfile } from './profile.js'
 import { ALGS, gatewayConfig, generateKeys, signTokens, verifyCosts } from './tokens.js'
-import { formatTable, summarize } from './report.js'
+import { formatTable, median, summarize } from './report.js'
 
 const env = process.env
 const settings = {
   ...commonSettings(),
   distinct: envNumber('BENCH_DISTINCT', 10_000),
+  /** How many times a distinct run sends each of its tokens: 1, every request a signature check. */
+  distinctLaps: envNumber('BENCH_DISTINCT_LAPS', 1),
   /** Distinct tokens of the warm-up before a distinct run: others than the measured ones, so the run starts with none of its tokens cached. */
   warmupDistinct: 1000,
+  /** Fixed-rate latency: pairs of (baseline, HS256 repeated) windows, seconds each, connections, and the rate (0: half the baseline's req/s). */
+  latencyPairs: envNumber('BENCH_LATENCY_PAIRS', 4),
+  latencyDuration: envNumber('BENCH_LATENCY_DURATION', 3),
+  latencyConnections: 20,
+  latencyRate: envNumber('BENCH_LATENCY_RATE', 0),
   revocationCalls: envNumber('BENCH_REVOCATIONS', 200),
   revocationIntervalMs: 10,
   revocationInstances: (env.BENCH_REVOCATION_INSTANCES ?? '1').split(',').map(Number).filter((n) => n >= 1),
@@ -117,7 +125,11 @@ async function measure (scenario, { target, upstream, pids }) {
     urls: [target.url],
     connections: settings.connections,
     warmup: settings.warmup,
-    duration: settings.duration,
+    // A distinct run sends each of its tokens once (BENCH_DISTINCT_LAPS
+    // times): every request a signature check, however fast the machine
+    // (a fixed 5 s made that share 33-40% here and all of it on a slow
+    // machine). Its duration is only a backstop.
+    ...(scenario.kind === 'distinct' ? { requests: scenario.tokens.length * settings.distinctLaps, duration: 6 * settings.duration } : { duration: settings.duration }),
     tokens: scenario.tokens,
     warmTokens: scenario.warmTokens,
     onWindowStart: () => {
@@ -173,6 +185,44 @@ async function preflight (/** @type {Scenario[]} */ scenarios, /** @type {Record
       if (res.status !== 200) throw new Error(`preflight ${s.name}: ${res.status} ${body}`)
     }
   }
+}
+
+/**
+ * Latency at a fixed rate, well below what either server can do: the
+ * baseline and the HS256 repeated jotgate take turns (B J B J ...), each
+ * window `latencyDuration` s at `rate` requests per second in all
+ * (autocannon's overallRate, open loop). At full load a closed-loop
+ * driver's latency is mostly queueing (p50 is connections / req/s), so its
+ * p99 says how fast the slower server drains the queue, not what a
+ * request costs; here it says what the proxy adds to one request, GC
+ * pauses and all.
+ * @param {{ baseline: import('./servers.js').ServerHandle, jotgate: import('./servers.js').ServerHandle, token: string, rate: number }} ctx
+ */
+async function latencyPhase ({ baseline, jotgate, token, rate }) {
+  /** @type {{ pair: number, server: string, p50: number, p99: number, p999: number, max: number, rps: number, non2xx: number, errors: number }[]} */
+  const runs = []
+  for (let pair = 0; pair < settings.latencyPairs; pair++) {
+    // Who goes first alternates, so neither side always follows the other.
+    const order = pair % 2 === 0 ? [['baseline', baseline], ['jotgate', jotgate]] : [['jotgate', jotgate], ['baseline', baseline]]
+    for (const [name, h] of /** @type {[string, import('./servers.js').ServerHandle][]} */ (order)) {
+      const r = await drive({ urls: [h.url], connections: settings.latencyConnections, warmup: settings.warmup, duration: settings.latencyDuration, rate, tokens: [token] }).done
+      runs.push({ pair, server: name, p50: r.p50, p99: r.p99, p999: r.p999, max: r.max, rps: r.rps, non2xx: r.non2xx, errors: r.errors })
+      log(`[${elapsed()}] latency at ${rate} req/s, pair ${pair + 1}/${settings.latencyPairs} ${name.padEnd(8)} ${r.rps.toFixed(0).padStart(6)} req/s  p50 ${r.p50.toFixed(2)} ms  p99 ${r.p99.toFixed(2)} ms  p99.9 ${r.p999.toFixed(2)} ms  max ${r.max.toFixed(2)} ms`)
+    }
+  }
+  const side = (/** @type {string} */ server) => runs.filter((r) => r.server === server)
+  const delta = (/** @type {'p50' | 'p99' | 'p999'} */ k) => median(Array.from({ length: settings.latencyPairs }, (_, pair) => {
+    const j = runs.find((r) => r.pair === pair && r.server === 'jotgate')
+    const b = runs.find((r) => r.pair === pair && r.server === 'baseline')
+    return j === undefined || b === undefined ? null : j[k] - b[k]
+  }))
+  const of = (/** @type {string} */ server) => ({
+    p50: median(side(server).map((r) => r.p50)),
+    p99: median(side(server).map((r) => r.p99)),
+    p999: median(side(server).map((r) => r.p999)),
+    rps: median(side(server).map((r) => r.rps))
+  })
+  return { rate, connections: settings.latencyConnections, seconds: settings.latencyDuration, pairs: settings.latencyPairs, baseline: of('baseline'), jotgate: of('jotgate'), delta: { p50: delta('p50'), p99: delta('p99'), p999: delta('p999') }, runs }
 }
 
 /**
@@ -407,6 +457,11 @@ async function main () {
       }
     }
 
+    // Fixed-rate latency, still pinned, on the processes measured above.
+    const baselineRps = median((raw[baselineScenario.name] ?? []).map((r) => r.rps)) ?? 0
+    const latencyRate = settings.latencyRate > 0 ? settings.latencyRate : Math.max(100, Math.round(baselineRps / 2 / 100) * 100)
+    const latency = settings.latencyPairs > 0 ? await latencyPhase({ baseline: serverOf('baseline'), jotgate, token: tokens.HS256.repeated, rate: latencyRate }) : null
+
     if (place !== null) for (const pid of [...Object.values(servers).map((h) => h.pid), process.pid, upstream.pid]) place.unplace(pid)
     /** @type {any[]} */
     const revocation = []
@@ -432,7 +487,7 @@ async function main () {
 
     const summary = summarize(scenarios, raw, { ...settings, cacheSize })
     const machine = { cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length, node: process.version, os: `${process.platform} ${release()}`, loadavgAtEnd: loadavg(), date: new Date().toISOString() }
-    const lines = formatTable(summary, { revocation, settings, machine, verifyUs, placed })
+    const lines = formatTable(summary, { revocation, latency, settings, machine, verifyUs, placed })
     if (profile !== undefined) lines.push('', ...formatProfile(profile))
     process.stdout.write(`${lines.join('\n')}\n`)
     const { only, ...plainSettings } = settings
@@ -443,6 +498,7 @@ async function main () {
       verifyUsPerSignature: verifyUs,
       scenarios: summary,
       revocation,
+      latency,
       ...(profile === undefined ? {} : { profile }),
       totalSeconds: (Date.now() - began) / 1000
     }, null, 2)}\n`)
