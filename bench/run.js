@@ -5,7 +5,7 @@
  * Settings (environment): BENCH_REPS (3), BENCH_DURATION seconds (5),
  * BENCH_WARMUP seconds (1), BENCH_CONNECTIONS (50), BENCH_DISTINCT (10000),
  * BENCH_REVOCATIONS (200), BENCH_REVOCATION_INSTANCES ("1", e.g. "1,2,4"),
- * BENCH_LATENCY_PAIRS (4), BENCH_LATENCY_DURATION seconds (3), BENCH_LATENCY_RATE
+ * BENCH_LATENCY_PAIRS (3), BENCH_LATENCY_DURATION seconds (3), BENCH_LATENCY_RATE
  * (req/s; 0: half the baseline's), BENCH_ONLY (a regex on scenario names), BENCH_SEED (1), BENCH_LOG_LEVEL
  * (jotgate's log level, "info": one line per request as in production),
  * BENCH_PROFILE=1 or --profile (BENCH_PROFILE_DIR: keep the .cpuprofile
@@ -32,7 +32,7 @@ const settings = {
   /** Distinct tokens of the warm-up before a distinct run: others than the measured ones, so the run starts with none of its tokens cached. */
   warmupDistinct: 1000,
   /** Fixed-rate latency: pairs of (baseline, HS256 repeated) windows, seconds each, connections, and the rate (0: half the baseline's req/s). */
-  latencyPairs: envNumber('BENCH_LATENCY_PAIRS', 4),
+  latencyPairs: envNumber('BENCH_LATENCY_PAIRS', 3),
   latencyDuration: envNumber('BENCH_LATENCY_DURATION', 3),
   latencyConnections: 20,
   latencyRate: envNumber('BENCH_LATENCY_RATE', 0),
@@ -205,7 +205,8 @@ async function latencyPhase ({ baseline, jotgate, token, rate }) {
     // Who goes first alternates, so neither side always follows the other.
     const order = pair % 2 === 0 ? [['baseline', baseline], ['jotgate', jotgate]] : [['jotgate', jotgate], ['baseline', baseline]]
     for (const [name, h] of /** @type {[string, import('./servers.js').ServerHandle][]} */ (order)) {
-      const r = await drive({ urls: [h.url], connections: settings.latencyConnections, warmup: settings.warmup, duration: settings.latencyDuration, rate, tokens: [token] }).done
+      // Half a second of warm-up: the processes are warm, this only lets the rate settle.
+      const r = await drive({ urls: [h.url], connections: settings.latencyConnections, warmup: 0.5, duration: settings.latencyDuration, rate, tokens: [token] }).done
       runs.push({ pair, server: name, p50: r.p50, p99: r.p99, p999: r.p999, max: r.max, rps: r.rps, non2xx: r.non2xx, errors: r.errors })
       log(`[${elapsed()}] latency at ${rate} req/s, pair ${pair + 1}/${settings.latencyPairs} ${name.padEnd(8)} ${r.rps.toFixed(0).padStart(6)} req/s  p50 ${r.p50.toFixed(2)} ms  p99 ${r.p99.toFixed(2)} ms  p99.9 ${r.p999.toFixed(2)} ms  max ${r.max.toFixed(2)} ms`)
     }
