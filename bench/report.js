@@ -152,7 +152,8 @@ export function formatTable (summary, { revocation, latency = null, settings, ma
     out.push(`latency at a fixed ${latency.rate} req/s (${latency.connections} connections, ${latency.pairs} pairs of ${latency.seconds}-s windows, baseline and HS256 repeated by turns; medians): ` +
       `p50 ${fixed(latency.baseline.p50, 2)} -> ${fixed(latency.jotgate.p50, 2)} ms (Δ ${sign(latency.delta.p50)}), ` +
       `p99 ${fixed(latency.baseline.p99, 2)} -> ${fixed(latency.jotgate.p99, 2)} ms (Δ ${sign(latency.delta.p99)}${latency.delta.p99 === null ? '' : latency.delta.p99 <= 1 ? ', within 1 ms' : ', MORE than 1 ms'}), ` +
-      `p99.9 ${fixed(latency.baseline.p999, 2)} -> ${fixed(latency.jotgate.p999, 2)} ms (Δ ${sign(latency.delta.p999)}); Δ: median over the pairs of jotgate - baseline`)
+      `p99.9 ${fixed(latency.baseline.p999, 2)} -> ${fixed(latency.jotgate.p999, 2)} ms (Δ ${sign(latency.delta.p999)}); Δ: median over the pairs of jotgate - baseline` +
+      (latency.behind > 0 ? `; WARNING ${latency.behind} window(s) served under 95% of the rate (the machine slowed down: queueing again)` : ''))
   }
   for (const r of revocation) {
     out.push(`revocation (POST /revocations, ${r.instances} instance${r.instances > 1 ? 's' : ''}, under HS256 load at ${r.loadRps.toFixed(0)} req/s): ` +

@@ -146,13 +146,16 @@ async function main () {
  * Forks one server and waits for it to listen.
  * @param {string} name a label for messages
  * @param {string[]} args role and its argument
- * @param {{ execArgv?: string[], env?: NodeJS.ProcessEnv, script?: string }} [options]
- *   script: another checkout's bench/servers.js, to run its own build (bench/compare.js)
+ * @param {{ execArgv?: string[], env?: NodeJS.ProcessEnv, script?: string, execPath?: string, startTimeoutMs?: number }} [options]
+ *   script: another checkout's bench/servers.js, to run its own build (bench/compare.js);
+ *   execPath: what runs it instead of node (valgrind, with node and its flags in execArgv: bench/instructions.js);
+ *   startTimeoutMs: how long it may take to listen (20 s)
  * @returns {Promise<ServerHandle>}
  */
 export function spawnServer (name, args, options = {}) {
   const child = fork(options.script ?? SELF, args, {
     execArgv: options.execArgv ?? [],
+    ...(options.execPath === undefined ? {} : { execPath: options.execPath }),
     env: options.env ?? process.env,
     // stdout is jotgate's request log: written, never read (see startJotgate).
     stdio: ['ignore', 'ignore', 'pipe', 'ipc']
@@ -161,7 +164,8 @@ export function spawnServer (name, args, options = {}) {
   child.stderr?.on('data', (chunk) => { stderr = (stderr + chunk).slice(-4000) })
   const exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)))
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`${name} did not start within 20 s\n${stderr}`)) }, 20_000)
+    const startTimeoutMs = options.startTimeoutMs ?? 20_000
+    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`${name} did not start within ${startTimeoutMs / 1000} s\n${stderr}`)) }, startTimeoutMs)
     child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`${name} exited with ${code} before listening\n${stderr}`)) })
     child.once('message', (/** @type {{ type: string, port: number, adminPort?: number }} */ msg) => {
       clearTimeout(timer)
