@@ -1,7 +1,7 @@
 import t from 'tap'
 import { createPublicKey, createSecretKey, type KeyObject } from 'node:crypto'
 import { isGatewayError } from '../../../src/errors.js'
-import { createTokenVerifier } from '../../../src/pipeline/verify-token.js'
+import { createDoorkeeper, createTokenVerifier } from '../../../src/pipeline/verify-token.js'
 import { createStaticIssuer, createVerifyKey, type IssuerKeys, type KeyTable, type VerifyKey } from '../../../src/keys/key-table.js'
 import { AUDIENCE, ISSUER, KEYS, claims, mint, tamper } from '../../helpers/zoo.js'
 
@@ -32,10 +32,52 @@ t.test('a public-key signature is checked off the main thread, once for requests
   const results = await Promise.all(pending)
   t.equal(new Set(results).size, 1, 'all get the same verified token')
   t.equal(results[0]!.claims.sub, 'alice')
+  // A token enters the cache on its second verification (createDoorkeeper).
+  const second = verify(token)
+  t.ok(second instanceof Promise, 'its second verification checks again')
+  t.equal((await second).claims.sub, 'alice')
+  t.equal(es.checks, 2)
   const again = verify(token)
   t.notOk(again instanceof Promise, 'then a cache hit answers at once')
-  t.equal(again, results[0])
-  t.equal(es.checks, 1)
+  t.equal(again, await second)
+  t.equal(es.checks, 2)
+})
+
+t.test('a token used once never enters the cache; one used again does, from its second use', async (t) => {
+  const { hs, verify } = setup()
+  const once = Array.from({ length: 50 }, (_, i) => mint({ key: KEYS.hs256!, payload: claims({ sub: `once-${i}` }) }))
+  for (const token of once) verify(token)
+  t.equal(hs.checks, 50, 'fifty checks')
+  const reused = mint({ key: KEYS.hs256!, payload: claims({ sub: 'reused' }) })
+  const first = verify(reused)
+  const second = verify(reused)
+  t.equal(hs.checks, 52, 'its first two uses are checked')
+  t.not(second, first, 'each answer its own')
+  t.equal(verify(reused), second, 'the third is the cached answer of the second')
+  t.equal(verify(reused), second, 'and so is the fourth')
+  t.equal(hs.checks, 52, 'no more checks')
+  // The one-time tokens did not take the cache's 100 places: every one of
+  // them is checked again when it comes back (and is cached then).
+  for (const token of once) verify(token)
+  t.equal(hs.checks, 102, 'each one-time token, back once, was checked again')
+  for (const token of once) verify(token)
+  t.equal(hs.checks, 102, 'and is a cache hit from then on')
+})
+
+t.test('createDoorkeeper: true for what it saw since its last reset, with no allocation per call', async (t) => {
+  const admit = createDoorkeeper(1 << 12)
+  const tokens = Array.from({ length: 400 }, (_, i) => `header.payload.${i.toString(36).padStart(8, '0')}signature-end-${i}`)
+  const firsts = tokens.filter((tok) => admit(tok)).length
+  // At most an eighth of the bits may be set: 512 of 4096, so some of 400
+  // may already find their bit set (another token's): few.
+  t.ok(firsts < 40, `first sights let in: ${firsts} of 400`)
+  t.equal(tokens.filter((tok) => admit(tok)).length, 400, 'every token seen once is let in on its second sight')
+  // Fill past an eighth of the bits: it resets and forgets.
+  const more = Array.from({ length: 2000 }, (_, i) => `h.p.more-${i}-tail`)
+  for (const tok of more) admit(tok)
+  const remembered = tokens.filter((tok) => admit(tok)).length
+  t.ok(remembered < 400, `after a reset, ${remembered} of the first 400 are still let in (only those hashed to a bit set since)`)
+  t.throws(() => createDoorkeeper(1000), RangeError, 'bits must be a power of two')
 })
 
 t.test('a forged token in flight refuses every request that shares it, and is checked again later', async (t) => {
