@@ -179,7 +179,8 @@ export function drive ({ urls, connections, warmup = 0, duration, requests, rate
   const clients = []
   /** Responses in the window per connection, and how many tokens its ring holds. */
   const sent = new Map()
-  const ringOf = (/** @type {number} */ c) => Math.max(1, requestsFor(tokens, c, connections).length)
+  // requestsFor's ring length: tokens c, c + C, ... below tokens.length.
+  const ringOf = (/** @type {number} */ c) => Math.max(1, Math.ceil((tokens.length - c % Math.max(1, tokens.length)) / connections))
   let next = 0
   let latencies = new Float64Array(1 << 20)
   let n = 0
