@@ -69,7 +69,8 @@ export async function buildGateway (loaded: LoadedConfig, options: GatewayOption
       metrics.failOpen()
       log.warn({ reason: 'store-fail-open', err: cause }, 'store unavailable; token accepted (store.onError: allow)')
     },
-    onJwksFetch: metrics.jwksFetch
+    onJwksFetch: metrics.jwksFetch,
+    verificationCounts: metrics.verifications
   }
   let current = createGeneration(config, deps)
   await current.start()

@@ -10,7 +10,7 @@ import { toSeconds } from './config/duration.js'
 import { createKeyTable, type KeyTable } from './keys/key-table.js'
 import type { RemoteIssuerOptions } from './keys/jwks-source.js'
 import { compileRoutes, type RouteTable } from './pipeline/route-table.js'
-import { createTokenVerifier, type TokenVerifier } from './pipeline/verify-token.js'
+import { createTokenVerifier, type TokenVerifier, type VerificationCounts } from './pipeline/verify-token.js'
 import { createRevocationCheck } from './pipeline/check-revocation.js'
 import { createPipeline, type Pipeline } from './pipeline/index.js'
 import { createHeaderStripper, type HeaderStripper } from './pipeline/sanitize-headers.js'
@@ -60,6 +60,8 @@ export interface GenerationDeps {
   onFailOpen?: (cause: unknown) => void
   /** Told about every JWKS fetch (metrics). */
   onJwksFetch?: RemoteIssuerOptions['onFetch']
+  /** Where token verifications are counted (metrics); every generation adds to it. */
+  verificationCounts?: VerificationCounts
 }
 
 export function createGeneration (config: GatewayConfig, deps: GenerationDeps): Generation {
@@ -75,7 +77,8 @@ export function createGeneration (config: GatewayConfig, deps: GenerationDeps): 
     maxLifetime: toSeconds(config.tokens.maxLifetime),
     maxTokenBytes: config.tokens.maxTokenBytes,
     cacheSize: config.tokens.cacheSize,
-    ...(deps.now === undefined ? {} : { now: deps.now })
+    ...(deps.now === undefined ? {} : { now: deps.now }),
+    ...(deps.verificationCounts === undefined ? {} : { counts: deps.verificationCounts })
   })
   const onFailOpen = deps.onFailOpen ?? ((cause: unknown) => deps.log.warn({ reason: 'store-fail-open', err: cause }, 'store unavailable; token accepted (store.onError: allow)'))
   const checkRevocation = createRevocationCheck(deps.store, config.store.onError, onFailOpen)

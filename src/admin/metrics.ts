@@ -5,6 +5,7 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { Store } from '../store/types.js'
+import type { VerificationCounts } from '../pipeline/verify-token.js'
 
 export interface Metrics {
   registry: Registry
@@ -17,6 +18,8 @@ export interface Metrics {
   countWebSockets: (count: () => number) => void
   /** A WebSocket closed by the gateway (expiry, revocation, store down, shutdown), by close code. */
   webSocketClosed: (code: number) => void
+  /** Token verifications, counted by the verifier in plain numbers and read at each scrape. */
+  verifications: VerificationCounts
 }
 
 const LATENCY_BUCKETS: readonly number[] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
@@ -68,6 +71,22 @@ export function createMetrics (): Metrics & { instrumentStore: (store: Store) =>
   new Gauge({ name: 'jotgate_websocket_sessions', help: 'WebSocket connections open through the gateway', registers: [registry], collect () { this.set(openWebSockets()) } })
   const webSocketsClosed = new Counter({ name: 'jotgate_websocket_closed_total', help: 'WebSocket connections the gateway closed, by close code (4001 token expired, 4003 revoked, 1013 store unavailable, 1001 shutdown, 1008 not admitted after a reload)', labelNames: ['code'], registers: [registry] })
   const revocations = new Counter({ name: 'jotgate_revocations_total', help: 'Revocations written, by kind', labelNames: ['kind'], registers: [registry] })
+  // Counted by the verifier on the request path (two plain numbers), handed
+  // over at each scrape.
+  const verifications: VerificationCounts = { hit: 0, miss: 0 }
+  const reported: VerificationCounts = { hit: 0, miss: 0 }
+  new Counter({
+    name: 'jotgate_token_verifications_total',
+    help: 'Token verifications: hit, answered from the verified-token cache (or a check running for the same token); miss, verified anew',
+    labelNames: ['result'],
+    registers: [registry],
+    collect () {
+      for (const result of ['hit', 'miss'] as const) {
+        this.inc({ result }, verifications[result] - reported[result])
+        reported[result] = verifications[result]
+      }
+    }
+  })
 
   const requestCell = (route: string, method: string, status: number): RequestCell => {
     let byMethod = requestCells.get(route)
@@ -129,7 +148,8 @@ export function createMetrics (): Metrics & { instrumentStore: (store: Store) =>
     jwksFetch: (issuer, outcome) => jwks.inc({ issuer, outcome }),
     failOpen: () => failOpen.inc(),
     countWebSockets: (count) => { openWebSockets = count },
-    webSocketClosed: (code) => webSocketsClosed.inc({ code: String(code) })
+    webSocketClosed: (code) => webSocketsClosed.inc({ code: String(code) }),
+    verifications
   }
 }
 

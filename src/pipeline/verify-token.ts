@@ -5,7 +5,8 @@
  * maximum lifetime. A bounded cache remembers tokens that passed, until
  * they expire: it only ever says "signature and claims were valid", so
  * revocation is still checked on every request. A token enters it on its
- * second verification, not its first (createDoorkeeper).
+ * first verification while the cache has room, and on its second once it
+ * is full (createDoorkeeper).
  */
 import { LruMap } from 'toad-cache'
 import { gatewayError, isGatewayError } from '../errors.js'
@@ -24,6 +25,18 @@ export interface TokenVerifierOptions {
   cacheSize: number
   /** Milliseconds since the epoch; injected by tests. */
   now?: () => number
+  /** Counted here, read by the metrics (every generation adds to the same). */
+  counts?: VerificationCounts
+}
+
+/**
+ * Verifications by outcome: `hit`, answered without a signature check of
+ * its own (from the cache, or by a check already running for the same
+ * token); `miss`, verified anew (a check, or a refusal before one).
+ */
+export interface VerificationCounts {
+  hit: number
+  miss: number
 }
 
 export type TokenVerifier = (token: string) => VerifiedToken | Promise<VerifiedToken>
@@ -42,6 +55,7 @@ export function createTokenVerifier (options: TokenVerifierOptions): TokenVerifi
   const now = options.now ?? Date.now
   const cache = options.cacheSize > 0 ? new LruMap<CacheEntry>(options.cacheSize) : undefined
   const admit = cache === undefined ? undefined : createDoorkeeper()
+  const counts = options.counts ?? { hit: 0, miss: 0 }
 
   // Tokens being verified off the main thread (a public-key signature on
   // the thread pool, a key refetch): requests carrying the same token
@@ -53,10 +67,21 @@ export function createTokenVerifier (options: TokenVerifierOptions): TokenVerifi
     // An entry lives until exp + tolerance, the moment the token would fail
     // anyway, and only while its key is still the one the issuer serves: a
     // key removed from a JWKS (or gone stale) stops its tokens at once.
-    if (cached !== undefined && now() / 1000 < cached.verified.exp + clockTolerance &&
-      cached.issuer.byKid(cached.key.kid, cached.key.alg) === cached.key) return cached.verified
+    if (cached !== undefined) {
+      if (now() / 1000 < cached.verified.exp + clockTolerance &&
+        cached.issuer.byKid(cached.key.kid, cached.key.alg) === cached.key) {
+        counts.hit++
+        return cached.verified
+      }
+      // Expired, or its key is gone: the place goes to a token that can use it.
+      cache!.delete(token)
+    }
     const checking = inFlight.get(token)
-    if (checking !== undefined) return checking
+    if (checking !== undefined) {
+      counts.hit++
+      return checking
+    }
+    counts.miss++
     const result = verifyUncached(token)
     if (!(result instanceof Promise)) return result
     const pending = result.finally(() => { inFlight.delete(token) })
@@ -85,7 +110,7 @@ export function createTokenVerifier (options: TokenVerifierOptions): TokenVerifi
       const accept = (valid: boolean): VerifiedToken => {
         if (!valid) throw gatewayError('JOTGATE_TOKEN_SIGNATURE', { reason: 'signature' })
         const verified = checkClaims(k, payload, issuer)
-        if (admit?.(token) === true) cache?.set(token, { verified, issuer, key: k })
+        if (cache !== undefined && (cache.size < cache.max || admit!(token))) cache.set(token, { verified, issuer, key: k })
         return verified
       }
       const valid = checkSignature(token, signature, k)
@@ -154,14 +179,16 @@ export function createTokenVerifier (options: TokenVerifierOptions): TokenVerifi
 }
 
 /**
- * Admission to the verified-token cache: true for a token seen before
+ * Admission to a full verified-token cache: true for a token seen before
  * (since the last reset), false the first time. A token used once (a
  * per-request token, a client that never reuses one) then never enters
  * the cache, where it would evict a token in use and cost an entry that
  * lives long enough for V8 to promote it and a full collection to free it:
  * with every request carrying a new HS256 token, the cache made a request
  * cost 10-20 µs more than no cache at all (README, Performance). A token in
- * use pays one more signature check, on its second request.
+ * use pays one more signature check, on its second request. While the
+ * cache has room nothing is evicted, so every verified token goes in at
+ * once and this is not asked.
  *
  * One bit per token, at an index hashed from its last 16 characters (the
  * end of its signature, which a forger cannot choose for a token that

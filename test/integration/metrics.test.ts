@@ -162,6 +162,9 @@ t.test('requests, refusals, latencies, store calls, logins and revocations are e
   t.equal(value(samples, 'jotgate_logins_total', { outcome: 'success' }), 1, 'logins by outcome')
   t.equal(value(samples, 'jotgate_logins_total', { outcome: 'failed' }), 1)
   t.equal(value(samples, 'jotgate_revocations_total', { kind: 'jti' }), 1, 'revocations written, by kind')
+  // One token on three /api requests: verified once, then the cache.
+  t.equal(value(samples, 'jotgate_token_verifications_total', { result: 'miss' }), 1, 'token verifications: the first use a miss')
+  t.equal(value(samples, 'jotgate_token_verifications_total', { result: 'hit' }), 2, 'the next two cache hits')
   t.ok(value(samples, 'jotgate_process_cpu_seconds_total')! > 0, 'process metrics, prefixed')
   t.ok(value(samples, 'jotgate_process_resident_memory_bytes')! > 0)
 
@@ -178,6 +181,13 @@ t.test('requests, refusals, latencies, store calls, logins and revocations are e
   for (const name of ['jotgate_request_duration_seconds', 'jotgate_upstream_duration_seconds', 'jotgate_store_duration_seconds']) {
     t.equal(kinds.get(name), 'histogram', `${name} is a histogram`)
   }
+
+  // A scrape hands over only what was counted since the last one.
+  t.equal(await get(`${gw.url}/api/items`, auth), 200)
+  t.equal(await get(`${gw.url}/api/items`, { authorization: `Bearer ${mint()}` }), 200)
+  const next = (await scrape(gw)).samples
+  t.equal(value(next, 'jotgate_token_verifications_total', { result: 'hit' }), 3, 'one more hit, counted once')
+  t.equal(value(next, 'jotgate_token_verifications_total', { result: 'miss' }), 2, 'one more miss, a new token')
 })
 
 t.test('store errors and JWKS fetch outcomes are counted', async (t) => {

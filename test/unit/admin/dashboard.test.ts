@@ -91,7 +91,7 @@ t.test('every gateway metric has a panel', async (t) => {
   const queried = expressions(dashboard).join('\n')
   for (const name of ['jotgate_requests_total', 'jotgate_refusals_total', 'jotgate_request_duration_seconds', 'jotgate_upstream_duration_seconds',
     'jotgate_store_duration_seconds', 'jotgate_store_errors_total', 'jotgate_store_fail_open_total', 'jotgate_jwks_fetches_total',
-    'jotgate_logins_total', 'jotgate_revocations_total', 'jotgate_websocket_sessions', 'jotgate_websocket_closed_total',
+    'jotgate_logins_total', 'jotgate_revocations_total', 'jotgate_websocket_sessions', 'jotgate_websocket_closed_total', 'jotgate_token_verifications_total',
     'jotgate_process_resident_memory_bytes', 'jotgate_process_cpu_seconds_total']) {
     t.ok(queried.includes(name), `${name} is on the dashboard`)
   }

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { createPublicKey, createSecretKey, type KeyObject } from 'node:crypto'
 import { isGatewayError } from '../../../src/errors.js'
-import { createDoorkeeper, createTokenVerifier } from '../../../src/pipeline/verify-token.js'
+import { createDoorkeeper, createTokenVerifier, type VerificationCounts } from '../../../src/pipeline/verify-token.js'
 import { createStaticIssuer, createVerifyKey, type IssuerKeys, type KeyTable, type VerifyKey } from '../../../src/keys/key-table.js'
 import { AUDIENCE, ISSUER, KEYS, claims, mint, tamper } from '../../helpers/zoo.js'
 
@@ -15,11 +15,11 @@ function counted (key: VerifyKey): VerifyKey & { checks: number } {
   return out
 }
 
-function setup () {
+function setup (cacheSize = 100, now?: () => number, counts?: VerificationCounts) {
   const es = counted(createVerifyKey('es256', 'ES256', createPublicKey(KEYS.es256!.signKey as KeyObject)))
   const hs = counted(createVerifyKey('hs256', 'HS256', createSecretKey(KEYS.hs256!.signKey as Buffer)))
   const keys: KeyTable = { issuers: new Map([[ISSUER, createStaticIssuer(ISSUER, [AUDIENCE], [es, hs])]]), remotes: [], local: [], signing: undefined }
-  const verify = createTokenVerifier({ keys, clockTolerance: 30, maxLifetime: 86400, maxTokenBytes: 8192, cacheSize: 100 })
+  const verify = createTokenVerifier({ keys, clockTolerance: 30, maxLifetime: 86400, maxTokenBytes: 8192, cacheSize, ...(now === undefined ? {} : { now }), ...(counts === undefined ? {} : { counts }) })
   return { es, hs, verify }
 }
 
@@ -32,36 +32,70 @@ t.test('a public-key signature is checked off the main thread, once for requests
   const results = await Promise.all(pending)
   t.equal(new Set(results).size, 1, 'all get the same verified token')
   t.equal(results[0]!.claims.sub, 'alice')
-  // A token enters the cache on its second verification (createDoorkeeper).
-  const second = verify(token)
-  t.ok(second instanceof Promise, 'its second verification checks again')
-  t.equal((await second).claims.sub, 'alice')
-  t.equal(es.checks, 2)
+  // The cache has room: the token went in with its first verification.
   const again = verify(token)
-  t.notOk(again instanceof Promise, 'then a cache hit answers at once')
-  t.equal(again, await second)
-  t.equal(es.checks, 2)
+  t.notOk(again instanceof Promise, 'the next request is a cache hit, answered at once')
+  t.equal(again, results[0])
+  t.equal(es.checks, 1)
 })
 
-t.test('a token used once never enters the cache; one used again does, from its second use', async (t) => {
-  const { hs, verify } = setup()
+t.test('while the cache has room a token is cached at once; once it is full, a new token only from its second use', async (t) => {
+  const { hs, verify } = setup(10)
+  const regulars = Array.from({ length: 10 }, (_, i) => mint({ key: KEYS.hs256!, payload: claims({ sub: `regular-${i}` }) }))
+  const answers = regulars.map((token) => verify(token))
+  t.equal(hs.checks, 10, 'ten tokens, ten checks, and the cache is full')
+  t.same(regulars.map((token) => verify(token)), answers, 'each back once: the cached answers')
+  t.equal(hs.checks, 10, 'no more checks')
+  // Full: a token seen for the first time is checked and not kept, so a
+  // stream of one-time tokens leaves the tokens in use where they are.
   const once = Array.from({ length: 50 }, (_, i) => mint({ key: KEYS.hs256!, payload: claims({ sub: `once-${i}` }) }))
   for (const token of once) verify(token)
-  t.equal(hs.checks, 50, 'fifty checks')
+  t.equal(hs.checks, 60, 'fifty one-time tokens, fifty checks')
+  t.same(regulars.map((token) => verify(token)), answers, 'the ten in use are still cached')
+  t.equal(hs.checks, 60)
   const reused = mint({ key: KEYS.hs256!, payload: claims({ sub: 'reused' }) })
   const first = verify(reused)
   const second = verify(reused)
-  t.equal(hs.checks, 52, 'its first two uses are checked')
+  t.equal(hs.checks, 62, 'a new token in use: its first two uses are checked')
   t.not(second, first, 'each answer its own')
   t.equal(verify(reused), second, 'the third is the cached answer of the second')
-  t.equal(verify(reused), second, 'and so is the fourth')
-  t.equal(hs.checks, 52, 'no more checks')
-  // The one-time tokens did not take the cache's 100 places: every one of
-  // them is checked again when it comes back (and is cached then).
-  for (const token of once) verify(token)
-  t.equal(hs.checks, 102, 'each one-time token, back once, was checked again')
-  for (const token of once) verify(token)
-  t.equal(hs.checks, 102, 'and is a cache hit from then on')
+  t.equal(hs.checks, 62, 'no more checks')
+  // It took the place of the least recently used token.
+  verify(regulars[0]!)
+  t.equal(hs.checks, 63, 'the least recently used regular was evicted and is checked again')
+  // The one-time tokens, back once, are second sights: checked and let in.
+  for (const token of once.slice(0, 5)) verify(token)
+  t.equal(hs.checks, 68)
+  for (const token of once.slice(0, 5)) verify(token)
+  t.equal(hs.checks, 68, 'and cache hits from then on')
+})
+
+t.test('verifications are counted: a new verification is a miss, the cache and a check in flight are hits', async (t) => {
+  const counts = { hit: 0, miss: 0 }
+  const { es, verify } = setup(100, undefined, counts)
+  const token = mint({ key: KEYS.es256!, payload: claims({ sub: 'alice' }) })
+  await Promise.all([verify(token), verify(token), verify(token)])
+  t.same(counts, { hit: 2, miss: 1 }, 'one check, two requests sharing it')
+  verify(token)
+  t.same(counts, { hit: 3, miss: 1 }, 'a cache hit')
+  t.throws(() => verify('not.a.token'), { code: 'JOTGATE_TOKEN_MALFORMED' })
+  t.same(counts, { hit: 3, miss: 2 }, 'a refusal before any check is a miss too')
+  t.equal(es.checks, 1)
+})
+
+t.test('an entry past its expiry gives its place back', async (t) => {
+  let clock = Date.now()
+  const { hs, verify } = setup(1, () => clock)
+  const short = mint({ key: KEYS.hs256!, payload: claims({ sub: 'short', exp: Math.floor(clock / 1000) + 60 }) })
+  verify(short)
+  verify(short)
+  t.equal(hs.checks, 1, 'cached on its first use, a hit on its second')
+  clock += 120_000
+  t.throws(() => verify(short), { code: 'JOTGATE_TOKEN_EXPIRED' }, 'refused once past exp + tolerance')
+  const next = mint({ key: KEYS.hs256!, payload: claims({ sub: 'next' }) })
+  const answer = verify(next)
+  t.equal(verify(next), answer, 'the next token took the freed place at once: its second use is a hit')
+  t.equal(hs.checks, 3, 'the expired token checked again (and refused), the next one once')
 })
 
 t.test('createDoorkeeper: true for what it saw since its last reset, with no allocation per call', async (t) => {
