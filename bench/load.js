@@ -23,7 +23,7 @@ export function commonSettings () {
   return {
     reps: envNumber('BENCH_REPS', 3),
     duration: envNumber('BENCH_DURATION', 5),
-    warmup: envNumber('BENCH_WARMUP', 1),
+    warmup: envNumber('BENCH_WARMUP', 0.5),
     connections: envNumber('BENCH_CONNECTIONS', 50),
     redisUrl: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
   }
@@ -197,6 +197,9 @@ export function drive ({ urls, connections, warmup = 0, duration, requests, rate
     // We end the window ourselves; autocannon's own end is only a backstop.
     duration: Number.isFinite(duration) ? warmup + duration + 30 : 24 * 3600,
     timeout: 10,
+    // autocannon acts on stop() at its next sample tick (1 s by default),
+    // sending all the while: half a second of load past every window.
+    sampleInt: 100,
     ...(rate === undefined ? {} : { overallRate: rate }),
     setupClient: (/** @type {any} */ client) => {
       const c = next++ % connections

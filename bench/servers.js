@@ -74,6 +74,9 @@ async function startJotgate (file) {
     port: running.ports.server,
     adminPort: running.ports.admin,
     stop: () => running.shutdown('bench-stop'),
+    // Token verifications so far (the metrics' counts): misses are the
+    // signature checks a window made.
+    stats: () => ({ tokenHits: running.gateway.metrics.verifications.hit, tokenMisses: running.gateway.metrics.verifications.miss }),
     // What SIGHUP does: a new generation, so an empty verified-token cache.
     reload: () => running.reload()
   }
