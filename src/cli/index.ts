@@ -1,7 +1,9 @@
 /**
  * The jotgate CLI: one file per command, each exporting run(args, io).
  */
-import { createRequire } from 'node:module'
+import { readFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import type { CliIo } from './io.js'
 
 const COMMANDS: Record<string, () => Promise<{ run: (args: string[], io: CliIo) => Promise<number> }>> = {
@@ -37,8 +39,7 @@ export async function main (argv: string[], io: CliIo): Promise<number> {
     return 0
   }
   if (command === '--version') {
-    const pkg = createRequire(import.meta.url)('../../package.json') as { version: string }
-    io.stdout(pkg.version)
+    io.stdout(packageVersion())
     return 0
   }
   const load = COMMANDS[command]
@@ -49,3 +50,20 @@ export async function main (argv: string[], io: CliIo): Promise<number> {
   return (await load()).run(rest, io)
 }
 
+/**
+ * The version in jotgate's package.json: the nearest one above this
+ * module named jotgate (dist/cli/ in a checkout or an image; a test
+ * build compiles src one level deeper).
+ */
+function packageVersion (): string {
+  for (let dir = dirname(fileURLToPath(import.meta.url)); dirname(dir) !== dir; dir = dirname(dir)) {
+    let pkg: { name?: unknown, version?: unknown }
+    try {
+      pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as typeof pkg
+    } catch {
+      continue
+    }
+    if (pkg.name === 'jotgate' && typeof pkg.version === 'string') return pkg.version
+  }
+  return 'unknown'
+}

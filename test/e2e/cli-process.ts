@@ -4,10 +4,10 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
+import { ROOT } from '../helpers/root.js'
 
-export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
+export { ROOT }
 export const CLI = join(ROOT, 'dist', 'cli', 'main.js')
 
 /** Throws a readable error when dist/ is missing (run `npm run build`). */

@@ -8,12 +8,15 @@
  */
 import t from 'tap'
 import { execFileSync } from 'node:child_process'
+import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
 import { disablePretenuring } from '../../src/server.js'
+import { ROOT } from '../helpers/root.js'
 
 // The child runs the built module (npm test builds first) on plain node:
 // under tsx's loader V8 often does not pretenure even this site, which
 // would leave nothing to compare.
-const SERVER = new URL('../../dist/server.js', import.meta.url).href
+const SERVER = pathToFileURL(join(ROOT, 'dist', 'server.js')).href
 
 t.test('an operator who names the flag keeps their choice', async (t) => {
   t.equal(disablePretenuring({ NODE_OPTIONS: '--max-old-space-size=512 --allocation-site-pretenuring' }, []), false)

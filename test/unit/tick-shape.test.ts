@@ -20,12 +20,14 @@ import { spawn } from 'node:child_process'
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
 import { baseConfig } from '../helpers/gateway.js'
 import { keyDir } from '../helpers/zoo.js'
+import { ROOT } from '../helpers/root.js'
 
 // The built modules on plain node (npm test builds first): under tsx's
 // loader the code V8 runs is not the code a deployed gateway runs.
-const dist = (path: string) => JSON.stringify(new URL(`../../dist/${path}`, import.meta.url).href)
+const dist = (path: string) => JSON.stringify(pathToFileURL(join(ROOT, 'dist', path)).href)
 
 const script = `
   const { createServer } = await import('node:http')

@@ -6,11 +6,12 @@
  * gateway-specific metric has a panel.
  */
 import { readFileSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
 import t from 'tap'
 import { createMetrics } from '../../../src/admin/metrics.js'
+import { ROOT } from '../../helpers/root.js'
 
-const file = fileURLToPath(new URL('../../../config/grafana-dashboard.json', import.meta.url))
+const file = join(ROOT, 'config', 'grafana-dashboard.json')
 const dashboard = JSON.parse(readFileSync(file, 'utf8')) as Dashboard
 
 interface Target { expr?: string, refId?: string }

@@ -10,8 +10,7 @@
 import { spawnSync } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { dirname, join, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join, resolve } from 'node:path'
 import t from 'tap'
 import { parse, parseAllDocuments } from 'yaml'
 import { run as check } from '../../../src/cli/check.js'
@@ -19,8 +18,9 @@ import { run as keysGenerate } from '../../../src/cli/keys-generate.js'
 import type { CliIo } from '../../../src/cli/io.js'
 import { loadConfigFile } from '../../../src/config/load.js'
 import { toSeconds } from '../../../src/config/duration.js'
+import { ROOT } from '../../helpers/root.js'
 
-const CONFIG = resolve(dirname(fileURLToPath(import.meta.url)), '../../../config')
+const CONFIG = join(ROOT, 'config')
 /** Any hash the users file accepts: check reads the file, it verifies no password. */
 const HASH = '$2b$04$xXlWVifNG6ubRPG1RC5r2uoRC7FSWdBy7cNOwZFGAcuRiM63QNVMy'
 
