@@ -70,6 +70,11 @@ const script = `
 function childEnv (): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {}
   for (const [k, v] of Object.entries(process.env)) if (k !== 'NODE_OPTIONS' && !k.startsWith('_TAPJS')) env[k] = v
+  // tap's process tracker wraps child_process and puts its hook back into
+  // every child's NODE_OPTIONS; under `npm run coverage` that hook turns on
+  // V8's coverage, which changes the feedback the child reads (its held
+  // object went megamorphic). This keeps the coverage off in the child.
+  env._TAPJS_PROCESSINFO_COVERAGE_ = '0'
   return env
 }
 
