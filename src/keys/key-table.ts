@@ -15,12 +15,12 @@ export interface VerifyKey {
   kid: string
   alg: Algorithm
   /**
-   * Whether `signature` (the token's third segment) signs `input` (the
-   * token up to its last dot) with this key and `alg`: at once for an HMAC,
+   * Whether `signature` (the bytes of the token's third segment) signs
+   * `input` (the token up to its last dot) with this key and `alg`: at once for an HMAC,
    * as a promise for a public key (checked on libuv's thread pool). Throws
    * or rejects for bytes node:crypto refuses.
    */
-  verifySignature: (input: string, signature: string) => boolean | Promise<boolean>
+  verifySignature: (input: string, signature: Buffer) => boolean | Promise<boolean>
 }
 
 /** Keys of one issuer, with the audience its tokens must name. */
@@ -77,7 +77,7 @@ export function createVerifyKey (kid: string, alg: Algorithm, key: KeyObject): V
   if (mismatch !== undefined) throw new TypeError(`key ${kid}: ${mismatch}`)
   if (alg.startsWith('HS')) {
     const check = hmacVerifier(alg as HmacAlgorithm, key)
-    return { kid, alg, verifySignature: (input, signature) => check(input, Buffer.from(signature, 'base64url')) }
+    return { kid, alg, verifySignature: check }
   }
   const hash = alg === 'EdDSA' ? null : `sha${alg.slice(2)}`
   const keyInput: KeyObject | VerifyKeyObjectInput = alg.startsWith('ES')
@@ -88,11 +88,10 @@ export function createVerifyKey (kid: string, alg: Algorithm, key: KeyObject): V
     alg,
     verifySignature: (input, signature) => {
       const data = Buffer.from(input)
-      const bytes = Buffer.from(signature, 'base64url')
-      if (poolChecks >= POOL_CHECKS) return verify(hash, data, keyInput, bytes)
+      if (poolChecks >= POOL_CHECKS) return verify(hash, data, keyInput, signature)
       poolChecks++
       return new Promise((resolve, reject) => {
-        verify(hash, data, keyInput, bytes, (err, valid) => {
+        verify(hash, data, keyInput, signature, (err, valid) => {
           poolChecks--
           if (err === null) resolve(valid)
           else reject(err)

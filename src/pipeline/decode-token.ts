@@ -15,6 +15,8 @@ export interface DecodedToken {
   payload: Record<string, unknown>
   /** The third segment, canonical base64url, not empty. */
   signature: string
+  /** Its bytes. */
+  signatureBytes: Buffer
 }
 
 /** Header parameters that change how the JWS is processed; we support none. */
@@ -39,8 +41,9 @@ export function decodeToken (token: string, maxBytes: number): DecodedToken {
 
   const signature = token.slice(second + 1)
   if (signature.length === 0) throw gatewayError('JOTGATE_TOKEN_SIGNATURE', { reason: 'signature-empty' })
-  if (!isCanonical(signature)) throw gatewayError('JOTGATE_TOKEN_MALFORMED', { reason: 'signature-encoding' })
-  return { header, payload, signature }
+  const signatureBytes = decodeCanonical(signature)
+  if (signatureBytes === undefined) throw gatewayError('JOTGATE_TOKEN_MALFORMED', { reason: 'signature-encoding' })
+  return { header, payload, signature, signatureBytes }
 }
 
 /**
@@ -162,19 +165,33 @@ function countMembers (value: unknown): number {
   return members
 }
 
-/**
- * The bytes of a canonical base64url segment, else undefined. Canonical:
- * non-empty, and exactly what encoding its bytes gives back, so only the
- * alphabet, no padding, a length encoding can produce (not 1 mod 4) and
- * zero bits after the last whole byte. Decoded once; Node's decoder skips
- * what is not base64url, which the comparison then catches.
- */
+/** The bytes of a canonical base64url segment (isCanonical), else undefined. */
 export function decodeCanonical (segment: string): Buffer | undefined {
-  if (segment.length === 0) return undefined
-  const bytes = Buffer.from(segment, 'base64url')
-  return bytes.toString('base64url') === segment ? bytes : undefined
+  return isCanonical(segment) ? Buffer.from(segment, 'base64url') : undefined
 }
 
+const BASE64URL = /^[A-Za-z0-9_-]+$/
+
+/**
+ * Whether `segment` is exactly what base64url-encoding its bytes gives
+ * back: not empty, only the alphabet (no padding, `+`, `/` or
+ * whitespace, which Node's decoder would accept or skip), a length an
+ * encoding can produce (not 1 mod 4), and zero bits after the last whole
+ * byte in its last character. Checked on the text: encoding the bytes
+ * again to compare cost a string as long as the segment per check.
+ */
 export function isCanonical (segment: string): boolean {
-  return decodeCanonical(segment) !== undefined
+  const rest = segment.length % 4
+  if (rest === 1 || !BASE64URL.test(segment)) return false
+  if (rest === 0) return true
+  // 2 characters carry one byte and 4 spare bits, 3 carry two and 2 spare.
+  return (sextet(segment.charCodeAt(segment.length - 1)) & (rest === 2 ? 0x0f : 0x03)) === 0
+}
+
+/** The value of a base64url character (one BASE64URL accepts). */
+function sextet (c: number): number {
+  if (c >= 97) return c - 71 // a-z: 26-51
+  if (c >= 65) return c === 95 ? 63 : c - 65 // A-Z: 0-25, _: 63
+  if (c >= 48) return c + 4 // 0-9: 52-61
+  return 62 // -
 }

@@ -90,7 +90,7 @@ export function createTokenVerifier (options: TokenVerifierOptions): TokenVerifi
   }
 
   function verifyUncached (token: string): VerifiedToken | Promise<VerifiedToken> {
-    const { header, payload, signature } = decodeToken(token, maxTokenBytes)
+    const { header, payload, signature, signatureBytes } = decodeToken(token, maxTokenBytes)
     for (const claim of STRING_CLAIMS) {
       if (payload[claim] !== undefined && typeof payload[claim] !== 'string') {
         throw gatewayError('JOTGATE_TOKEN_MALFORMED', { reason: `${claim}-type` })
@@ -113,7 +113,7 @@ export function createTokenVerifier (options: TokenVerifierOptions): TokenVerifi
         if (cache !== undefined && (cache.size < cache.max || admit!(token))) cache.set(token, { verified, issuer, key: k })
         return verified
       }
-      const valid = checkSignature(token, signature, k)
+      const valid = checkSignature(token, signature, signatureBytes, k)
       return valid instanceof Promise ? valid.then(accept) : accept(valid)
     }
     const refresh = issuer.refresh
@@ -150,11 +150,11 @@ export function createTokenVerifier (options: TokenVerifierOptions): TokenVerifi
   }
 
   /** Whether the key signed the token (a promise when the check runs on libuv's thread pool). */
-  function checkSignature (token: string, signature: string, key: VerifyKey): boolean | Promise<boolean> {
+  function checkSignature (token: string, signature: string, bytes: Buffer, key: VerifyKey): boolean | Promise<boolean> {
     const input = token.slice(0, token.length - signature.length - 1)
     let valid: boolean | Promise<boolean>
     try {
-      valid = key.verifySignature(input, signature)
+      valid = key.verifySignature(input, bytes)
     } catch (cause) {
       throw signatureFailure(cause)
     }

@@ -46,9 +46,9 @@ const cases: Case[] = [
   pairCase('EdDSA', () => pair('ed25519'))
 ]
 
-function split (token: string): [string, string] {
+function split (token: string): [string, Buffer] {
   const dot = token.lastIndexOf('.')
-  return [token.slice(0, dot), token.slice(dot + 1)]
+  return [token.slice(0, dot), Buffer.from(token.slice(dot + 1), 'base64url')]
 }
 
 for (const c of cases) {
@@ -67,10 +67,10 @@ for (const c of cases) {
     // A foreign key's signature over different header text: check it against
     // our input, which it does not sign.
     t.equal(await key.verifySignature(input, foreign), false, 'another key\'s signature does not')
-    const flipped = Buffer.from(signature, 'base64url')
+    const flipped = Buffer.from(signature)
     flipped[flipped.length - 1]! ^= 1
-    t.equal(await key.verifySignature(input, flipped.toString('base64url')), false, 'one flipped bit does not')
-    t.equal(await key.verifySignature(input, signature.slice(0, -4)), false, 'a shortened signature does not')
+    t.equal(await key.verifySignature(input, flipped), false, 'one flipped bit does not')
+    t.equal(await key.verifySignature(input, signature.subarray(0, -3)), false, 'a shortened signature does not')
   })
 }
 
@@ -79,8 +79,8 @@ t.test('an RSA-PSS key (which fast-jwt cannot sign with) verifies PS256', async 
   const key = createVerifyKey('k1', 'PS256', verifyKey)
   const input = 'eyJhbGciOiJQUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9'
   const signature = sign('sha256', Buffer.from(input), { key: signKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 })
-  t.equal(await key.verifySignature(input, signature.toString('base64url')), true)
-  t.equal(await key.verifySignature(`${input}x`, signature.toString('base64url')), false)
+  t.equal(await key.verifySignature(input, signature), true)
+  t.equal(await key.verifySignature(`${input}x`, signature), false)
 })
 
 t.test('ECDSA: only R || S (RFC 7518 section 3.4) verifies, not the DER form of the same signature', async (t) => {
@@ -88,9 +88,9 @@ t.test('ECDSA: only R || S (RFC 7518 section 3.4) verifies, not the DER form of 
   const key = createVerifyKey('k1', 'ES256', verifyKey)
   const input = 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9'
   const der = sign('sha256', Buffer.from(input), signKey)
-  t.equal(await key.verifySignature(input, sign('sha256', Buffer.from(input), { key: signKey, dsaEncoding: 'ieee-p1363' }).toString('base64url')), true, 'P1363 (the JWS form) verifies')
-  t.equal(await key.verifySignature(input, der.toString('base64url')), false, 'DER does not')
-  t.equal(await key.verifySignature(input, 'AAAA'), false, 'three bytes do not')
+  t.equal(await key.verifySignature(input, sign('sha256', Buffer.from(input), { key: signKey, dsaEncoding: 'ieee-p1363' })), true, 'P1363 (the JWS form) verifies')
+  t.equal(await key.verifySignature(input, der), false, 'DER does not')
+  t.equal(await key.verifySignature(input, Buffer.from('AAAA', 'base64url')), false, 'three bytes do not')
 })
 
 t.test('a key that cannot serve its algorithm is refused when the key is built', async (t) => {
@@ -109,7 +109,7 @@ t.test('past POOL_CHECKS checks at once, public-key checks run on the main threa
   const { signKey, verifyKey } = pair('ec', { namedCurve: 'P-256' })
   const key = createVerifyKey('k1', 'ES256', verifyKey)
   const input = 'eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9'
-  const signature = sign('sha256', Buffer.from(input), { key: signKey, dsaEncoding: 'ieee-p1363' }).toString('base64url')
+  const signature = sign('sha256', Buffer.from(input), { key: signKey, dsaEncoding: 'ieee-p1363' })
   t.equal(POOL_CHECKS, 16 * (Number(process.env.UV_THREADPOOL_SIZE) || 4))
   const results = Array.from({ length: POOL_CHECKS + 10 }, () => key.verifySignature(input, signature))
   t.equal(results.filter((r) => r instanceof Promise).length, POOL_CHECKS, 'the first POOL_CHECKS go to the pool')

@@ -4,7 +4,8 @@
  * whatever the payload and signature next to it, and cannot be changed.
  */
 import t from 'tap'
-import { decodeToken } from '../../../src/pipeline/decode-token.js'
+import fc from 'fast-check'
+import { decodeCanonical, decodeToken, isCanonical } from '../../../src/pipeline/decode-token.js'
 import { isGatewayError } from '../../../src/errors.js'
 
 const b64 = (value: unknown): string => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url')
@@ -59,4 +60,49 @@ t.test('more distinct headers than are kept: every one still decodes to its own 
     }
   }
   t.same(kids, [...Array.from({ length: 200 }, (_, i) => `key-${i}`), ...Array.from({ length: 200 }, (_, i) => `key-${i}`)], '200 headers, twice, each its own kid')
+})
+
+/** The definition: exactly what encoding the decoded bytes gives back (and not empty). */
+const roundTrips = (segment: string): boolean => segment.length > 0 && Buffer.from(segment, 'base64url').toString('base64url') === segment
+const URL_ALPHABET = [...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_']
+
+t.test('isCanonical agrees with decoding and encoding again, on every short string and on random long ones', async (t) => {
+  // Every string of one and two characters over base64url, the standard
+  // alphabet's + and /, padding, whitespace and a few others; every one of
+  // three base64url characters (the trailing-bit cases of both lengths).
+  const wide = [...URL_ALPHABET, '+', '/', '=', ' ', '\t', '.', '%', '\u00e9']
+  let checked = 0
+  let disagree: string[] = []
+  const check = (s: string) => {
+    checked++
+    if (isCanonical(s) !== roundTrips(s)) disagree.push(JSON.stringify(s))
+  }
+  check('')
+  for (const a of wide) {
+    check(a)
+    for (const b of wide) check(a + b)
+  }
+  for (const a of URL_ALPHABET) for (const b of URL_ALPHABET) for (const c of URL_ALPHABET) check(a + b + c)
+  t.same(disagree.slice(0, 10), [], `${checked} short strings`)
+  t.ok(checked > 260_000)
+  // Longer ones: canonical encodings of random bytes, and the same with one
+  // character changed to anything.
+  disagree = []
+  fc.assert(fc.property(fc.uint8Array({ maxLength: 300 }), fc.nat(), fc.constantFrom(...wide), (bytes, at, ch) => {
+    const good = Buffer.from(bytes).toString('base64url')
+    check(good)
+    if (good.length > 0) check(good.slice(0, at % good.length) + ch + good.slice(at % good.length + 1))
+    check(good + ch)
+    return true
+  }), { numRuns: 2000, seed: 1 })
+  t.same(disagree.slice(0, 10), [], 'random long strings')
+  t.same(decodeCanonical('aGk'), Buffer.from('hi'), 'decodeCanonical gives the bytes')
+  t.equal(decodeCanonical('aGl'), undefined, 'and nothing for a non-canonical segment')
+})
+
+t.test('the signature comes decoded as well', async (t) => {
+  const bytes = Buffer.from([0, 1, 2, 250, 251, 252, 253])
+  const decoded = decodeToken(`${b64({ alg: 'HS256' })}.${b64({ sub: 'x' })}.${bytes.toString('base64url')}`, 8192)
+  t.same(decoded.signatureBytes, bytes)
+  t.equal(decoded.signature, bytes.toString('base64url'))
 })
