@@ -127,10 +127,10 @@ export function formatTable (summary, { revocation, latency = null, settings, ma
   const distinct = summary.filter((s) => s.signatureCheckShare !== null)
   if (distinct.length > 0) {
     const warm = distinct.reduce((n, s) => n + s.median.warmCacheRuns, 0)
-    // Runs the time limit (2 x duration) ended before their last lap.
+    // Runs the time limit (distinctMaxSeconds) ended before their last lap.
     const cut = distinct.flatMap((s) => s.reps).filter((r) => r.requests + r.non2xx < settings.distinct * settings.distinctLaps * 0.99).length
     out.push(`distinct: every jotgate run starts on a reloaded config (as on SIGHUP), so with an empty verified-token cache${warm > 0 ? ` (except ${warm} run(s), see results.json cacheCold)` : ''}; ` +
-      `it sends each of its ${settings.distinct} tokens ${settings.distinctLaps === 1 ? 'once' : `${settings.distinctLaps} times`} (the window ends there, not after ${settings.duration} s${cut > 0 ? `; ${cut} run(s) were stopped at ${2 * settings.duration} s before that` : ''}); ` +
+      `it sends each of its ${settings.distinct} tokens ${settings.distinctLaps === 1 ? 'once' : `${settings.distinctLaps} times`} (the window ends there, not after ${settings.duration} s${cut > 0 ? `; ${cut} run(s) were stopped at ${settings.distinctMaxSeconds} s before that` : ''}); ` +
       `share of requests that needed a signature check (median run, jotgate's count of verified-token cache misses): ${distinct.map((s) => `${s.alg} ${(100 * /** @type {number} */ (s.signatureCheckShare)).toFixed(0)}%`).join(', ')}`)
   }
   if (verifyUs !== undefined) out.push(`node:crypto alone on this machine, µs per signature check: ${Object.entries(verifyUs).map(([k, v]) => `${k} ${v}`).join(', ')}`)

@@ -25,8 +25,9 @@ import { ALGS, gatewayConfig, generateKeys, signTokens, verifyCosts } from './to
 import { formatTable, median, summarize } from './report.js'
 
 const env = process.env
+const common = commonSettings()
 const settings = {
-  ...commonSettings(),
+  ...common,
   distinct: envNumber('BENCH_DISTINCT', 10_000),
   /**
    * How many times a distinct run sends each of its tokens: 3, about what
@@ -35,6 +36,8 @@ const settings = {
    * worst case for the cache).
    */
   distinctLaps: envNumber('BENCH_DISTINCT_LAPS', 3),
+  /** Seconds after which a distinct run stops even before its last lap (see measure). */
+  distinctMaxSeconds: 2 * common.duration,
   /** Distinct tokens of the warm-up before a distinct run: others than the measured ones, so the run starts with none of its tokens cached. */
   warmupDistinct: 1000,
   /** Fixed-rate latency: pairs of (baseline, HS256 repeated) windows, seconds each, connections, and the rate (0: a third of the baseline's req/s). */
@@ -140,7 +143,7 @@ async function measure (scenario, { target, upstream, pids }) {
     // machine too slow for three laps in 10 s the run still ends in time
     // (the whole bench under five minutes) and the footer's share of
     // checks says what it measured.
-    ...(scenario.kind === 'distinct' ? { requests: scenario.tokens.length * settings.distinctLaps, duration: 2 * settings.duration } : { duration: settings.duration }),
+    ...(scenario.kind === 'distinct' ? { requests: scenario.tokens.length * settings.distinctLaps, duration: settings.distinctMaxSeconds } : { duration: settings.duration }),
     tokens: scenario.tokens,
     warmTokens: scenario.warmTokens,
     onWindowStart: () => {
